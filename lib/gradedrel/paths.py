@@ -1,0 +1,13 @@
+"""Where the project keeps things. Override the data root with $GRADEDREL_DATA."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = Path(os.environ.get("GRADEDREL_DATA", REPO_ROOT / "data"))
+CACHE_DIR = DATA_DIR / "cache"          # embeddings, compiled helpers (not committed)
+MODELS_DIR = DATA_DIR / "models"        # converted / pruned checkpoints (not committed)
+RESULTS_DIR = DATA_DIR / "results"      # result tables (committed)
+FIGURES_DIR = REPO_ROOT / "figures"
+SHARED_DIR = REPO_ROOT.parent / "shared"   # the team's shared folder beside the checkout
