@@ -26,3 +26,7 @@ source "$_venv/bin/activate"
 if [ -z "${XQUAD_DIR:-}" ] && [ -d "$_root/../shared/data/xquad" ]; then
     export XQUAD_DIR="$(cd "$_root/../shared/data/xquad" && pwd)"
 fi
+# XQuAD-R (answer-sentence retrieval, notebooks 03-05): the same, from ../shared/data/xquad-r
+if [ -z "${XQUADR_DIR:-}" ] && [ -d "$_root/../shared/data/xquad-r" ]; then
+    export XQUADR_DIR="$(cd "$_root/../shared/data/xquad-r" && pwd)"
+fi

@@ -29,6 +29,8 @@ while [ $# -gt 0 ]; do
 done
 
 source ./env.sh
+# progress bars would fill the rendered notebooks with carriage-return lines
+export TQDM_DISABLE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 out_dir="notebooks/rendered/$profile"
 mkdir -p "$out_dir"
 shopt -s nullglob

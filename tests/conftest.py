@@ -19,6 +19,21 @@ def xquad_available() -> bool:
 needs_xquad = pytest.mark.skipif(not xquad_available(),
                                  reason="XQuAD files not found ($XQUAD_DIR, ../shared, data/xquad)")
 
+SHARED_XQUADR = REPO.parent / "shared" / "data" / "xquad-r"
+
+
+def xquad_r_available() -> bool:
+    if os.environ.get("XQUADR_DIR"):
+        return True
+    if SHARED_XQUADR.is_dir():
+        os.environ["XQUADR_DIR"] = str(SHARED_XQUADR)
+        return True
+    return (REPO / "data" / "xquad-r" / "en.json").exists()
+
+
+needs_xquad_r = pytest.mark.skipif(not xquad_r_available(),
+                                   reason="XQuAD-R files not found ($XQUADR_DIR, ../shared, data/xquad-r)")
+
 
 @pytest.fixture(scope="session")
 def xquad_all():

@@ -3,12 +3,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import needs_xquad
+from conftest import needs_xquad, needs_xquad_r
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
-pytestmark = [pytest.mark.notebook, pytest.mark.integration, needs_xquad]
+pytestmark = [pytest.mark.notebook, pytest.mark.integration, needs_xquad, needs_xquad_r]
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)

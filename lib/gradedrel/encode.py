@@ -17,8 +17,8 @@ from .paths import CACHE_DIR
 EMBEDDING_CACHE = CACHE_DIR / "embeddings"
 
 
-def cache_key(model_id: str, prompt_name: str, texts) -> str:
-    h = hashlib.sha256(f"{model_id}\0{prompt_name}\0".encode())
+def cache_key(model_id: str, prompt_name: str, texts, max_seq_length=None) -> str:
+    h = hashlib.sha256(f"{model_id}\0{prompt_name}\0{max_seq_length}\0".encode())
     for t in texts:
         h.update(t.encode("utf-8"))
         h.update(b"\0")
@@ -33,14 +33,16 @@ def _autocast(model):
 
 
 def encode(model, texts, prompt_name: str, batch_size: int = 64, cache: bool = True,
-           show_progress: bool = True) -> np.ndarray:
+           show_progress: bool | None = None) -> np.ndarray:
     """L2-normalised float32 embeddings of `texts` under the model's prompt `prompt_name`
-    ("query" or "passage")."""
+    ("query" or "passage"). `show_progress=None` leaves the bar to sentence-transformers
+    (shown at INFO logging), so rendered notebooks stay clean."""
     texts = list(texts)
     model_id = getattr(model, "model_id", None)
     path = None
     if cache and model_id:
-        path = EMBEDDING_CACHE / f"{cache_key(model_id, prompt_name, texts)}.npy"
+        key = cache_key(model_id, prompt_name, texts, getattr(model, "max_seq_length", None))
+        path = EMBEDDING_CACHE / f"{key}.npy"
         if path.exists():
             return np.load(path)
     with _autocast(model):

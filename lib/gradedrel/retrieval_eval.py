@@ -31,7 +31,7 @@ def evaluate_pairs(model, coll: Collection, pairs=None, k: int = 100,
     pairs = pairs or [(q, d) for q in langs for d in langs]
     q_emb, d_emb = embed_by_language(model, coll, batch_size)
     frames = []
-    for q_lang, d_lang in tqdm(pairs, desc="language pairs"):
+    for q_lang, d_lang in tqdm(pairs, desc="language pairs", disable=None):
         topics, docs = coll.topics(q_lang), coll.docs(d_lang)
         run = search(q_emb[q_lang], d_emb[d_lang], topics["query_id"], docs["doc_id"], k)
         per_query = evaluate(coll.qrels_dict(q_lang, d_lang), run, measures)

@@ -1,0 +1,145 @@
+"""Annotation pipeline pieces: the rubric annotator, the judgement store, down-sampling,
+the dataset rows, and agreement statistics."""
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradedrel import agreement
+from gradedrel.annotation_pipeline import annotation_dataset, downsample, grade_candidates
+from gradedrel.annotation_store import CorruptStoreError, JudgementStore, store_key
+from gradedrel.annotators import Judgement, Pair, XQuADRubricAnnotator
+from gradedrel.collection import Collection
+
+
+def toy_xquad():
+    corpus = pd.DataFrame({
+        "doc_id": ["en:a0p0", "en:a0p1", "en:a1p0"], "base_id": ["a0p0", "a0p1", "a1p0"],
+        "lang": "en", "group": ["A", "A", "B"],
+        "text": ["Denver won Super Bowl 50.", "The game was played in 2016 by Denver fans.",
+                 "Rhine flows through 6 countries."]})
+    queries = pd.DataFrame({
+        "query_id": ["en:q1"], "base_id": ["q1"], "lang": "en", "group": ["A"],
+        "text": ["Who won Super Bowl 50?"], "gold_doc_id": ["en:a0p0"], "answers": [["Denver"]]})
+    qrels = pd.DataFrame({"query_id": ["en:q1"], "doc_id": ["en:a0p0"], "grade": [3]})
+    return Collection("toy", corpus, queries, qrels)
+
+
+def test_rubric_grades_follow_the_four_levels():
+    coll = toy_xquad()
+    ann = XQuADRubricAnnotator(coll)
+    text = coll.corpus.set_index("doc_id")["text"]
+    grades = {d: ann.grade_one(Pair("en:q1", d, "en", "Who won?", text[d])).score
+              for d in text.index}
+    assert grades == {"en:a0p0": 3, "en:a0p1": 2, "en:a1p0": 0}
+    # same article without the answer -> 1
+    assert ann.grade_one(Pair("en:q1", "en:a0p1", "en", "q", "nothing here")).score == 1
+
+
+class Named:
+    name, model, prompt_version = "ann", "m", "v1"
+
+
+def test_store_resumes_and_cuts_a_torn_line(tmp_path):
+    path = tmp_path / "store.jsonl"
+    with JudgementStore(path) as store:
+        store.put(Named, Judgement("q1", "d1", 2, "ok", "[2]"), lang="en")
+        store.put(Named, Judgement("q1", "d2", None, "no_bracket", "two"), lang="en")
+    with open(path, "a") as fh:
+        fh.write('{"annotator": "ann", "model": "m", "prompt_ver')     # killed mid-write
+    with pytest.warns(UserWarning, match="torn last line"):
+        store = JudgementStore(path)
+    assert len(store) == 2 and store_key(Named, "q1", "d1") in store
+    assert store.get(store_key(Named, "q1", "d2"))["raw"] == "two"
+    store.put(Named, Judgement("q1", "d3", 0, "ok", "[0]"), lang="en")
+    store.close()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3 and all(json.loads(line) for line in lines)
+
+
+def test_store_rejects_a_corrupt_middle_line(tmp_path):
+    path = tmp_path / "store.jsonl"
+    path.write_text('{"annotator": "ann"}\nnot json\n')
+    with pytest.raises(CorruptStoreError, match=r"store.jsonl:1"):
+        JudgementStore(path)
+
+
+class CountingRubric(XQuADRubricAnnotator):
+    calls = 0
+
+    def grade(self, pairs):
+        for p in pairs:
+            CountingRubric.calls += 1
+            yield self.grade_one(p)
+
+
+def test_grading_skips_what_the_store_has(tmp_path):
+    coll = toy_xquad()
+    cands = pd.DataFrame({"query_id": "en:q1", "doc_id": ["en:a0p0", "en:a0p1", "en:a1p0"],
+                          "lang": "en", "rank": [1, 2, 3]})
+    ann = CountingRubric(coll)
+    with JudgementStore(tmp_path / "s.jsonl") as store:
+        assert grade_candidates(ann, coll, cands.head(2), store, progress=False)["graded"] == 2
+    with JudgementStore(tmp_path / "s.jsonl") as store:
+        counts = grade_candidates(ann, coll, cands, store, progress=False)
+        rows = annotation_dataset(store, ann, cands)
+    assert counts == {"cached": 2, "graded": 1, "failed": 0} and CountingRubric.calls == 3
+    assert list(rows["score"]) == [3, 2, 0] and set(rows["annotator"]) == {"xquad-rubric"}
+
+
+def graded_frame(spec):
+    """spec: {lang: (n_nonzero, n_zero)}"""
+    rows = []
+    for lang, (nz, z) in spec.items():
+        rows += [(f"{lang}:q{i}", f"{lang}:d{i}", lang, 1 + i % 3, i) for i in range(nz)]
+        rows += [(f"{lang}:z{i}", f"{lang}:e{i}", lang, 0, i) for i in range(z)]
+    return pd.DataFrame(rows, columns=["query_id", "doc_id", "lang", "score", "rank"])
+
+
+def test_downsample_follows_appendix_a():
+    df = graded_frame({"ar": (10, 50), "en": (30, 50), "fi": (20, 50)})
+    df.loc[len(df)] = ["en:x", "en:y", "en", None, 0]           # unparsed rows are left out
+    out = downsample(df, target_size=60, seed=1)
+    per_lang = out.groupby("lang")["score"].agg(nonzero=lambda s: (s > 0).sum(), total="size")
+    assert (per_lang["nonzero"] == 10).all()                      # the rarest language's count
+    assert (per_lang["total"] == 20).all() and len(out) == 60
+    assert out.equals(downsample(df, target_size=60, seed=1))
+
+
+def test_downsample_warns_when_zeros_run_out():
+    df = graded_frame({"ar": (5, 1), "en": (8, 40)})
+    with pytest.warns(UserWarning, match="ar: 1 zero-score rows"):
+        out = downsample(df, target_size=20)
+    assert (out["lang"] == "ar").sum() == 6 and (out["lang"] == "en").sum() == 10
+
+
+def test_kappa_and_confusion_worked_example():
+    a = [0, 1, 2, 3, 3, 0]
+    b = [0, 1, 2, 3, 3, 0]
+    assert agreement.quadratic_kappa(a, b) == pytest.approx(1.0)
+    # hand computation: observed weighted disagreement vs expected from the marginals
+    a2, b2 = np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1])
+    w = lambda i, j: (i - j) ** 2 / 9                         # noqa: E731
+    observed = np.mean([w(i, j) for i, j in zip(a2, b2)])
+    expected = np.mean([[w(i, j) for j in b2] for i in a2])
+    assert agreement.quadratic_kappa(a2, b2) == pytest.approx(1 - observed / expected)
+    cm = agreement.row_normalised_confusion(a2, b2)
+    assert cm.loc[0].tolist()[:2] == [0.5, 0.5] and cm.loc[1, 1] == 1.0
+    assert cm.loc[3].isna().all()
+
+
+def test_kappa_interval_brackets_the_estimate():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 4, 300)
+    b = np.clip(a + rng.integers(-1, 2, 300), 0, 3)
+    out = agreement.kappa_with_interval(a, b, n_boot=300)
+    assert out["low"] < out["kappa"] < out["high"] and out["boot_used"] == 300
+
+
+def test_gold_auc():
+    pairs = pd.DataFrame({"score_a": [3, 3, 0, 1], "expected_b": [2.5, 2.0, 0.4, 1.0]})
+    assert agreement.gold_auc(pairs) == 1.0
+    pairs["expected_b"] = [0.1, 0.2, 2.0, 3.0]
+    assert agreement.gold_auc(pairs) == 0.0

@@ -1,0 +1,46 @@
+import pytest
+
+from gradedrel.rubric import (GRADING_PROMPT_VERSION, STATUSES, grading_prompt, parse_grade,
+                              query_generation_prompt)
+
+CASES = [
+    ("[3]", 3, "ok"),
+    ("[0]", 0, "ok"),
+    ("Score: [2]", 2, "ok"),
+    ("[ 1 ]", 1, "ok"),
+    ("The passage answers it. [3]\nFinal answer: [3]", 3, "ok"),
+    ("", None, "empty"),
+    ("   \n", None, "empty"),
+    (None, None, "empty"),
+    ("2", None, "no_bracket"),
+    ("Relevance score: 3", None, "no_bracket"),
+    ("(3)", None, "no_bracket"),
+    ("I'm sorry, but I can't help with that.", None, "refusal"),
+    ("As an AI, I cannot rate this.", None, "refusal"),
+    ("[2] or [3]", None, "ambiguous"),
+    ("[3] = Highly relevant ... [0] = Irrelevant", None, "rubric_echo"),
+    ("Score: 0.5 points\n\n[3] = Highly relevant: The passage is", None, "rubric_echo"),
+    ("[4]", None, "out_of_range"),
+    ("[-1]", None, "out_of_range"),
+    ("[10]", None, "out_of_range"),
+    ("[2.5]", None, "not_integer"),
+    ("[2,5]", None, "not_integer"),
+    ("[two]", None, "no_bracket"),
+]
+
+
+@pytest.mark.parametrize("raw,score,status", CASES)
+def test_parser_is_strict_and_total(raw, score, status):
+    parsed = parse_grade(raw)
+    assert (parsed.score, parsed.status) == (score, status)
+    assert parsed.status in STATUSES
+    assert (parsed.score is not None) == parsed.ok
+
+
+def test_prompts_are_the_papers():
+    text = grading_prompt("who won?", "Denver won.")
+    assert text.startswith("You are a search quality rater")
+    assert "[2] = Relevant: The passage provides a partial answer" in text
+    assert text.endswith("Query:\n\nwho won?\n\nPassage:\n\nDenver won.")
+    assert "write a German query" in query_generation_prompt("Text.", "de")
+    assert len(GRADING_PROMPT_VERSION) == 10
