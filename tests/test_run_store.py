@@ -1,0 +1,96 @@
+"""The fine-tuning result store and a sweep's skip / resume / failure handling."""
+import pandas as pd
+import pytest
+
+from gradedrel import sweep
+from gradedrel.finetune import Recipe
+from gradedrel.run_store import RunStore
+from gradedrel.sweep import BASELINE, RunSpec, SweepSetup
+
+
+def per_query(value=0.5):
+    return pd.DataFrame({"query_lang": "en", "doc_lang": "en", "query_id": ["en:q1", "en:q2"],
+                         "measure": "nDCG@10", "value": [value, 1.0]})
+
+
+def test_store_finished_failed_latest_wins(tmp_path):
+    store = RunStore(tmp_path / "store")
+    assert store.status("h1") is None and store.records().empty
+    store.write_failed({"config_hash": "h1", "tau": 1}, error="boom")
+    assert store.status("h1") == "failed" and not store.is_finished("h1")
+    store.write_finished({"config_hash": "h1", "tau": 1, "model": "m"}, per_query(0.25))
+    assert store.is_finished("h1")
+    got = store.per_query("h1")
+    assert got["value"].tolist() == [0.25, 1.0] and got["query_id"].tolist() == ["en:q1", "en:q2"]
+    assert len(store.attempts()) == 2 and len(store.records()) == 1
+    assert store.records(status=None)["status"].tolist() == ["finished"]
+    with pytest.raises(KeyError):
+        store.per_query("h2")
+    with pytest.raises(ValueError, match="lack columns"):
+        store.write_finished({"config_hash": "h3"}, per_query().drop(columns="measure"))
+
+
+def test_store_ignores_a_torn_last_line(tmp_path):
+    store = RunStore(tmp_path)
+    store.write_finished({"config_hash": "h1"}, per_query())
+    with open(store.index, "a") as fh:
+        fh.write('{"config_hash": "h2", "sta')       # a writer killed mid-line
+    assert list(store.latest()) == ["h1"]
+
+
+def fake_setup(tmp_path) -> SweepSetup:
+    empty = pd.Series(dtype=object)
+    return SweepSetup(profile="test", encoder="fake", checkpoint="fake", recipe=Recipe(),
+                      texts_query=empty, texts_doc=empty, query_group=empty, doc_group=empty,
+                      train_groups=[], test_groups=[], annotations={}, annotator_names={},
+                      fingerprints={"A": "rows-v1"}, eval_collection=None,
+                      eval_spec={"dataset": "fake"}, store=RunStore(tmp_path / "store"))
+
+
+def test_sweep_skips_finished_records_failures_and_resumes(tmp_path, monkeypatch):
+    setup = fake_setup(tmp_path)
+    specs = [RunSpec(("en",), tau, 8, annotator="A") for tau in (1, 2, 3)]
+    calls = []
+
+    def flaky(setup_, spec):
+        calls.append(spec)
+        if spec.tau == 2 and len([c for c in calls if c.tau == 2]) == 1:
+            raise RuntimeError("out of memory")      # fails the first time only
+        return {"config_hash": setup_.config_hash(spec), "seconds": 0.1}, per_query()
+
+    monkeypatch.setattr(sweep, "run_one", flaky)
+    first = sweep.run_sweep(setup, specs, log=lambda *_: None)
+    assert first["configuration"].iloc[0] == "baseline"          # the baseline comes first
+    assert first["status"].str.startswith("failed").tolist() == [False, False, True, False]
+    assert "out of memory" in setup.store.latest()[setup.config_hash(specs[1])]["error"]
+    assert len(calls) == 4
+
+    second = sweep.run_sweep(setup, specs, log=lambda *_: None)
+    assert second["status"].tolist() == ["skipped (finished)", "skipped (finished)",
+                                         "finished", "skipped (finished)"]
+    assert calls[4:] == [specs[1]]                               # only the failed one reran
+    assert all(setup.store.is_finished(setup.config_hash(s)) for s in [BASELINE, *specs])
+
+
+def test_config_hash_tracks_what_changes_results(tmp_path):
+    setup = fake_setup(tmp_path)
+    spec = RunSpec(("en",), 1, 8, annotator="A")
+    h = setup.config_hash(spec)
+    assert h == setup.config_hash(RunSpec(("en",), 1, 8, annotator="A"))
+    assert h != setup.config_hash(RunSpec(("en",), 3, 8, annotator="A"))
+    assert h != setup.config_hash(RunSpec(("en",), 1, 8, size_reading="positives", annotator="A"))
+    assert h != setup.config_hash(RunSpec(("en", "de"), 1, 8, annotator="A"))
+    assert h != setup.config_hash(RunSpec(("en",), 1, 8, seed=1, annotator="A"))
+    setup.fingerprints["A"] = "rows-v2"                           # re-annotated data
+    assert h != setup.config_hash(spec)
+    setup.fingerprints["A"] = "rows-v1"
+    setup.recipe = Recipe(learning_rate=2e-5)
+    assert h != setup.config_hash(spec)
+
+
+def test_grids():
+    grid = sweep.threshold_grid(["en", "de"], [1, 3], [8, "all"])
+    assert len(grid) == 8 and {s.size for s in grid} == {8, "all"}
+    mix = sweep.mixture_grid(["en", "de"], ["en", "de", "ar"], [1], 8)
+    assert [s.train_langs for s in mix] == [("en",), ("en", "de"), ("en", "ar"),
+                                            ("de",), ("de", "en"), ("de", "ar")]

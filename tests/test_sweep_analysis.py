@@ -1,0 +1,112 @@
+"""Tables of notebooks 03-05 from a store filled with hand-made per-query values."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradedrel import sweep_analysis as sa
+from gradedrel.sweep import BASELINE, RunSpec
+from test_run_store import fake_setup
+
+QUERIES = {lang: [f"{lang}:q{i}" for i in range(6)] for lang in ("en", "de")}
+NOISE = np.array([0.0, 0.01, -0.01, 0.02, -0.02, 0.0])
+
+
+def per_query(level: dict) -> pd.DataFrame:
+    """level[(query_lang, doc_lang)] = mean nDCG@10, spread over six queries."""
+    rows = []
+    for (q, d), mean in level.items():
+        for qid, noise in zip(QUERIES[q], NOISE):
+            rows.append((q, d, qid, "nDCG@10", mean + noise))
+    return pd.DataFrame(rows, columns=["query_lang", "doc_lang", "query_id", "measure", "value"])
+
+
+def put(setup, spec, level, positives=4):
+    record = {"config_hash": setup.config_hash(spec), "steps": 2}
+    if not spec.is_baseline:
+        record["counts"] = {"instances": {lang: 8 for lang in spec.train_langs},
+                            "positives": {lang: positives for lang in spec.train_langs}}
+    setup.store.write_finished(record, per_query(level))
+
+
+@pytest.fixture
+def filled(tmp_path):
+    setup = fake_setup(tmp_path)
+    pairs = [("en", "en"), ("en", "de"), ("de", "de"), ("de", "en")]
+    put(setup, BASELINE, {p: 0.5 for p in pairs})
+    specs = {}
+    for lang in ("en", "de"):
+        for tau, shift in ((1, 0.10), (3, -0.05)):
+            spec = RunSpec((lang,), tau, 8, annotator="A")
+            put(setup, spec, {p: 0.5 + shift for p in pairs})
+            specs[(lang, tau)] = spec
+    mix = RunSpec(("en", "de"), 1, 8, annotator="A")
+    put(setup, mix, {p: 0.62 for p in pairs}, positives=4)
+    specs["mix"] = mix
+    return setup, specs
+
+
+def test_points_against_the_baseline(filled):
+    setup, specs = filled
+    mono = [specs[(lang, tau)] for lang in ("en", "de") for tau in (1, 3)]
+    points = sa.compare_to_reference(setup, mono, "target")
+    assert len(points) == 4 and set(points["query_lang"]) == {"en", "de"}
+    en1 = points[(points["target"] == "en") & (points["tau"] == 1)].iloc[0]
+    assert en1["delta"] == pytest.approx(0.10, abs=1e-6)
+    assert en1["reference"] == pytest.approx(0.5, abs=1e-6)
+    assert en1["size_value"] == 8 and en1["n_positives"] == 4 and en1["n_queries"] == 6
+    assert points["q_value"].between(0, 1).all()
+    best = sa.best_tau(points)
+    assert best.set_index("target")["best_tau"].to_dict() == {"de": 1, "en": 1}
+    check = sa.check_preferred_tau(best)
+    assert check["target"].tolist() == ["en"] and not check["agrees"].iloc[0]  # en: paper says τ>1
+    # a reference that is not in the store, or None, leaves the configuration out
+    assert sa.compare_to_reference(setup, mono, "target", reference=lambda s: None).empty
+
+
+def test_mixture_table_changes_against_the_target_alone(filled):
+    setup, specs = filled
+    table = sa.mixture_table(setup, [specs[("en", 1)], specs["mix"]])
+    alone = table[table["added"] == "-"].iloc[0]
+    mixed = table[table["added"] == "de"].iloc[0]
+    assert alone["value"] == pytest.approx(0.60, abs=1e-6)
+    assert alone["zero_shot"] == pytest.approx(0.50, abs=1e-6)
+    assert mixed["change"] == pytest.approx(0.02, abs=1e-6)
+    assert mixed["relative_change_pct"] == pytest.approx(100 * 0.02 / 0.60, rel=1e-4)
+    layout = sa.table1_layout(table, ["en"], ["en", "de"], [1])
+    assert layout.loc[("en", "-"), "tau=1"] == "0.600"
+    assert layout.loc[("en", "de"), "tau=1"].startswith("+0.020 (+3.3%)")
+    paper = pd.DataFrame({"target": ["en"], "added": ["de"], "tau": [1], "value": [np.nan],
+                          "change": [-0.01], "relative_change_pct": [-2.0]})
+    both = sa.compare_table1(table, paper)
+    assert both["same_sign"].tolist() == [False]
+
+
+def test_relative_change_matrix_is_table2(filled):
+    setup, specs = filled
+    points = sa.crosslingual_points(setup, [specs[(lang, tau)] for lang in ("en", "de")
+                                            for tau in (1, 3)])
+    assert len(points) == 4 * 4
+    rel = sa.relative_change_matrix(points, 1, 3, order=["en", "de"])
+    assert rel.shape == (2, 2)
+    assert rel.loc["en", "de"] == pytest.approx(100 * (0.45 - 0.60) / 0.60, rel=1e-4)
+    paper = pd.DataFrame({"query_lang": ["en"], "doc_lang": ["en"], "relative_change_pct": [7.23]})
+    both = sa.compare_table2(rel, paper)
+    assert both["same_sign"].tolist() == [False]
+    assert sa.baseline_means(setup).loc["en", "de"] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_figures_draw(filled):
+    import matplotlib
+    matplotlib.use("Agg")
+    from gradedrel import sweep_plots as sp
+
+    setup, specs = filled
+    mono = [specs[(lang, tau)] for lang in ("en", "de") for tau in (1, 3)]
+    baseline = sa.baseline_means(setup)
+    fig = sp.threshold_curves(sa.compare_to_reference(setup, mono, "target"), baseline,
+                              ["en", "de"], "test")
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 2
+    points = sa.crosslingual_points(setup, mono)
+    rel = sa.relative_change_matrix(points, 1, 3, order=["en", "de"])
+    assert sp.relative_change_heatmap(rel, "test") is not None
+    assert len(sp.pair_curves(points, baseline, ["en", "de"], "test").axes) == 1
