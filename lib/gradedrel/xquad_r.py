@@ -24,8 +24,6 @@ repository (then cached); every file is checked against its known SHA-256.
 from __future__ import annotations
 
 import json
-import os
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +31,7 @@ import pandas as pd
 
 from .collection import Collection, make_id
 from .paths import DATA_DIR
-from .xquad import ChecksumError, verified  # noqa: F401  (ChecksumError is part of the API)
+from .verified_files import ChecksumError, fetch_verified  # noqa: F401  (ChecksumError: API)
 
 LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
 URL = "https://github.com/google-research-datasets/lareqa/raw/master/xquad-r/{lang}.json"
@@ -56,21 +54,8 @@ ANSWER_GRADE = 1
 def xquad_r_file(lang: str) -> Path:
     if lang not in SHA256:
         raise ValueError(f"XQuAD-R has no language {lang!r}; it has {', '.join(LANGS)}")
-    name = f"{lang}.json"
-    if os.environ.get("XQUADR_DIR"):
-        path = Path(os.environ["XQUADR_DIR"]) / name
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found ($XQUADR_DIR is set)")
-        return verified(path, SHA256[lang])
-    cached = DATA_DIR / "xquad-r" / name
-    if cached.exists():
-        return verified(cached, SHA256[lang])
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    part = cached.with_suffix(".part")
-    urllib.request.urlretrieve(URL.format(lang=lang), part)
-    verified(part, SHA256[lang])
-    os.replace(part, cached)
-    return cached
+    return fetch_verified(f"{lang}.json", SHA256[lang], "XQUADR_DIR", DATA_DIR / "xquad-r",
+                          URL.format(lang=lang))
 
 
 def answer_sentence_index(sentence_breaks, answer_start: int) -> int:
