@@ -4,34 +4,23 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_XQUAD = REPO.parent / "shared" / "data" / "xquad"
 
 
-def xquad_available() -> bool:
-    if os.environ.get("XQUAD_DIR"):
+def data_available(env_var: str, folder: str, probe: str) -> bool:
+    """True when $env_var is set, or the team's copy in ../shared/data/FOLDER exists (then
+    $env_var is pointed at it), or the loader's cache data/FOLDER holds `probe`."""
+    if os.environ.get(env_var):
         return True
-    if SHARED_XQUAD.is_dir():
-        os.environ["XQUAD_DIR"] = str(SHARED_XQUAD)
+    shared = REPO.parent / "shared" / "data" / folder
+    if shared.is_dir():
+        os.environ[env_var] = str(shared)
         return True
-    return (REPO / "data" / "xquad" / "xquad.en.json").exists()
+    return (REPO / "data" / folder / probe).exists()
 
 
-needs_xquad = pytest.mark.skipif(not xquad_available(),
+needs_xquad = pytest.mark.skipif(not data_available("XQUAD_DIR", "xquad", "xquad.en.json"),
                                  reason="XQuAD files not found ($XQUAD_DIR, ../shared, data/xquad)")
-
-SHARED_XQUADR = REPO.parent / "shared" / "data" / "xquad-r"
-
-
-def xquad_r_available() -> bool:
-    if os.environ.get("XQUADR_DIR"):
-        return True
-    if SHARED_XQUADR.is_dir():
-        os.environ["XQUADR_DIR"] = str(SHARED_XQUADR)
-        return True
-    return (REPO / "data" / "xquad-r" / "en.json").exists()
-
-
-needs_xquad_r = pytest.mark.skipif(not xquad_r_available(),
+needs_xquad_r = pytest.mark.skipif(not data_available("XQUADR_DIR", "xquad-r", "en.json"),
                                    reason="XQuAD-R files not found ($XQUADR_DIR, ../shared, data/xquad-r)")
 
 
