@@ -155,7 +155,7 @@ def train_alignment(base_encoder: str, triplets: pd.DataFrame, output_dir, varia
         report_to="none",
         disable_tqdm=True,
         dataloader_pin_memory=on_cuda,
-        activation_checkpointing=settings["gradient_checkpointing"],
+        **{_checkpointing_argument(): settings["gradient_checkpointing"]},
     )
     trainer = SentenceTransformerTrainer(
         model=model, args=args, loss=loss,
@@ -187,19 +187,22 @@ def train_alignment(base_encoder: str, triplets: pd.DataFrame, output_dir, varia
     return record
 
 
+def _checkpointing_argument() -> str:
+    """Recent transformers (5.23) name it activation_checkpointing, keeping
+    gradient_checkpointing as a deprecated alias; 5.17 (the lent GPU machines') has only
+    gradient_checkpointing."""
+    import dataclasses
+
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    names = {f.name for f in dataclasses.fields(SentenceTransformerTrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
 def load_finetuned(output_dir, device: str | None = None):
     """A model `train_alignment` saved, ready for `encode` (carries a `model_id`)."""
-    import transformers
-
     from .encoders import load_encoder
 
     if not is_finished(output_dir):
         raise FileNotFoundError(f"no finished alignment run in {output_dir}")
-    # The checkpoint has no pooler (unused by mean pooling); transformers adds an
-    # untrained one and prints a load report about it, which we silence.
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    try:
-        return load_encoder(str(output_dir), device=device)
-    finally:
-        transformers.logging.set_verbosity(verbosity)
+    return load_encoder(str(output_dir), device=device)

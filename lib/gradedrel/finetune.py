@@ -6,14 +6,21 @@ batch 32, 5% linear warm-up then linear decay, two epochs, the same schedule for
 configuration. The learning rate is the one knob the paper sets per model (1e-6 for
 multilingual-e5-large); for me5-small we default to 1e-5 (see `ME5_SMALL_LR`).
 
-Batches never hold the same text twice (BatchSamplers.NO_DUPLICATES): with several
-positives per query at low thresholds, a query's other positive passage would otherwise
-sit in its own batch as a false in-batch negative. e5's `query: ` / `passage: ` prefixes
-are training-argument prompts, per column. bf16 mixed precision on CUDA only (bf16
-autocast on CPU is several times slower); one seed fixes sampling, shuffling and dropout.
+Batches never hold the same text twice: with several positives per query at low
+thresholds, a query's other positive passage would otherwise sit in its own batch as a
+false in-batch negative. By default they are also length-bucketed (`length_bucketing`:
+similar-length pairs share a batch, so little of a step is padding); `batching=
+"no_duplicates"` is sentence-transformers' own random no-duplicates sampler. e5's
+`query: ` / `passage: ` prefixes are training-argument prompts, per column.
+
+`Speed` holds what changes the speed but not the recipe: bf16 autocast and TF32 (CUDA
+only: bf16 autocast on CPU is several times slower), fused AdamW, data-loader workers
+that tokenise the next batch while the GPU works, torch.compile. One seed fixes sampling,
+shuffling and dropout.
 """
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -32,6 +39,9 @@ PAPER_ME5_LARGE_LR = 1e-6
 ME5_SMALL_LR = 1e-5
 
 
+BATCHINGS = ("length_bucketed", "no_duplicates", "random")
+
+
 @dataclass(frozen=True)
 class Recipe:
     learning_rate: float = ME5_SMALL_LR
@@ -42,6 +52,7 @@ class Recipe:
     max_seq_length: int = 512     # training truncation (prompt included)
     weight_decay: float = 0.0
     loss_scale: float = 20.0      # MultipleNegativesRankingLoss default (temperature 0.05)
+    batching: str = "length_bucketed"   # or "no_duplicates" (random), "random" (may repeat texts)
 
     def __post_init__(self):
         if self.learning_rate <= 0 or self.batch_size < 2 or self.epochs <= 0:
@@ -49,6 +60,8 @@ class Recipe:
                              "(in-batch negatives need a batch), epochs > 0")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.batching not in BATCHINGS:
+            raise ValueError(f"batching must be one of {BATCHINGS}, got {self.batching!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -70,13 +83,49 @@ def training_prompts(model) -> dict[str, str]:
     return {"query": query, "passage": passage, "negative": passage}
 
 
-def fine_tune(model, pairs: pd.DataFrame, recipe: Recipe = Recipe(), seed: int = 0) -> TrainingOutcome:
-    """Train `model` in place on `pairs` (columns `query`, `passage`, optionally
-    `negative`: texts without prefixes). Nothing is written to disk but a temporary
-    trainer folder, removed afterwards."""
+@dataclass(frozen=True)
+class Speed:
+    """Settings that change the speed, not the recipe; None means "on where it pays"
+    (CUDA). `plain()` is sentence-transformers' defaults, the benchmark's reference."""
+    bf16: bool | None = None
+    tf32: bool | None = None
+    fused_adamw: bool | None = True     # None: transformers' default optimizer
+    dataloader_workers: int | None = None
+    torch_compile: bool = False
+
+    @classmethod
+    def plain(cls) -> "Speed":
+        return cls(bf16=False, tf32=False, fused_adamw=None, dataloader_workers=0)
+
+    def resolved(self, cuda: bool) -> "Speed":
+        return Speed(bf16=cuda if self.bf16 is None else self.bf16 and cuda,
+                     tf32=cuda if self.tf32 is None else self.tf32 and cuda,
+                     fused_adamw=self.fused_adamw,
+                     dataloader_workers=(2 if cuda else 0) if self.dataloader_workers is None
+                     else self.dataloader_workers,
+                     torch_compile=self.torch_compile)
+
+
+def _batch_sampler(recipe: Recipe, model, dataset):
+    from sentence_transformers.base.sampler import BatchSamplers
+
+    if recipe.batching == "random":
+        return BatchSamplers.BATCH_SAMPLER
+    if recipe.batching == "no_duplicates":
+        return BatchSamplers.NO_DUPLICATES
+    from .length_bucketing import length_bucketed_sampler, token_lengths
+    cost = token_lengths(model.tokenizer, dataset["passage"], recipe.max_seq_length)
+    if "negative" in dataset.column_names:
+        cost = cost + token_lengths(model.tokenizer, dataset["negative"], recipe.max_seq_length)
+    return length_bucketed_sampler(cost)
+
+
+def build_trainer(model, pairs: pd.DataFrame, recipe: Recipe, output_dir, seed: int = 0,
+                  speed: Speed = Speed(), max_steps: int = -1, loss=None):
+    """The SentenceTransformerTrainer `fine_tune` runs (`max_steps` > 0 overrides the
+    epochs; `loss` defaults to InfoNCE with in-batch negatives)."""
     import torch
     from datasets import Dataset
-    from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer import (SentenceTransformerTrainer,
                                                             SentenceTransformerTrainingArguments)
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -90,22 +139,40 @@ def fine_tune(model, pairs: pd.DataFrame, recipe: Recipe = Recipe(), seed: int =
         raise ValueError(f"need at least 2 positive pairs for in-batch negatives, got {len(pairs)}")
     dataset = Dataset.from_pandas(pairs[columns].reset_index(drop=True), preserve_index=False)
     cuda = torch.cuda.is_available()
+    speed = speed.resolved(cuda)
+    if speed.dataloader_workers:
+        # the workers fork after the tokenizer ran here; they tokenise one batch each anyway
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     model.max_seq_length = recipe.max_seq_length
     # the model card's widget examples draw from Python's global random state: off
     model.model_card_data.generate_widget_examples = False
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir), per_device_train_batch_size=recipe.batch_size,
+        num_train_epochs=recipe.epochs, max_steps=max_steps, learning_rate=recipe.learning_rate,
+        warmup_steps=recipe.warmup_ratio, lr_scheduler_type=recipe.scheduler,
+        weight_decay=recipe.weight_decay, batch_sampler=_batch_sampler(recipe, model, dataset),
+        prompts=training_prompts(model), bf16=speed.bf16, tf32=speed.tf32 if cuda else None,
+        **({} if speed.fused_adamw is None
+           else {"optim": "adamw_torch_fused" if speed.fused_adamw else "adamw_torch"}),
+        torch_compile=speed.torch_compile, use_cpu=not cuda,
+        dataloader_num_workers=speed.dataloader_workers,
+        dataloader_persistent_workers=bool(speed.dataloader_workers),
+        seed=seed, data_seed=seed, report_to="none", save_strategy="no",
+        logging_strategy="no", disable_tqdm=True)
+    loss = loss or MultipleNegativesRankingLoss(model, scale=recipe.loss_scale)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
+    # with tqdm off, transformers prints every log dict instead; the outcome says enough
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def fine_tune(model, pairs: pd.DataFrame, recipe: Recipe = Recipe(), seed: int = 0,
+              speed: Speed = Speed()) -> TrainingOutcome:
+    """Train `model` in place on `pairs` (columns `query`, `passage`, optionally
+    `negative`: texts without prefixes). Nothing is written to disk but a temporary
+    trainer folder, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="gradedrel-train-") as out:
-        args = SentenceTransformerTrainingArguments(
-            output_dir=out, per_device_train_batch_size=recipe.batch_size,
-            num_train_epochs=recipe.epochs, learning_rate=recipe.learning_rate,
-            warmup_steps=recipe.warmup_ratio, lr_scheduler_type=recipe.scheduler,
-            weight_decay=recipe.weight_decay, batch_sampler=BatchSamplers.NO_DUPLICATES,
-            prompts=training_prompts(model), bf16=cuda, use_cpu=not cuda,
-            seed=seed, data_seed=seed, report_to="none", save_strategy="no",
-            logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0)
-        loss = MultipleNegativesRankingLoss(model, scale=recipe.loss_scale)
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
-        # with tqdm off, transformers prints every log dict instead; the outcome says enough
-        trainer.remove_callback(PrinterCallback)
+        trainer = build_trainer(model, pairs, recipe, out, seed=seed, speed=speed)
         start = time.perf_counter()
         result = trainer.train()
         seconds = time.perf_counter() - start
