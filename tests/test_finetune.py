@@ -105,3 +105,19 @@ def test_a_sweep_run_writes_its_store_row(tiny_checkpoint, tmp_path, monkeypatch
     with_negatives = RunSpec(("en",), 3, "all", annotator="A", hard_negatives=True)
     out = sweep.run_sweep(setup, [spec, with_negatives], log=lambda *_: None)
     assert out["status"].tolist() == ["skipped (finished)", "skipped (finished)", "finished"]
+
+
+def test_data_loader_workers_change_the_speed_not_the_result(tiny_checkpoint):
+    """The CUDA default tokenises in worker processes: same batches, same weights."""
+    import torch
+    from gradedrel.encoders import load_encoder
+    from gradedrel.finetune import Speed
+
+    pairs = pd.DataFrame({"query": list(QUERIES.values()), "passage": list(DOCS.values())[:4]})
+    trained = []
+    for workers in (0, 2):
+        model = load_encoder(tiny_checkpoint, device="cpu")
+        outcome = fine_tune(model, pairs, RECIPE, seed=0, speed=Speed(dataloader_workers=workers))
+        assert outcome.steps == 2
+        trained.append(dict(model.named_parameters()))
+    assert all(torch.equal(trained[0][n], p) for n, p in trained[1].items())

@@ -156,7 +156,6 @@ def build_trainer(model, pairs: pd.DataFrame, recipe: Recipe, output_dir, seed: 
            else {"optim": "adamw_torch_fused" if speed.fused_adamw else "adamw_torch"}),
         torch_compile=speed.torch_compile, use_cpu=not cuda,
         dataloader_num_workers=speed.dataloader_workers,
-        dataloader_persistent_workers=bool(speed.dataloader_workers),
         seed=seed, data_seed=seed, report_to="none", save_strategy="no",
         logging_strategy="no", disable_tqdm=True)
     loss = loss or MultipleNegativesRankingLoss(model, scale=recipe.loss_scale)
