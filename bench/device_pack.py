@@ -232,17 +232,18 @@ def build_wheels(out: Path, python_version: str, manifest: dict) -> None:
 # --- data --------------------------------------------------------------------------------
 
 def data_sources() -> list[tuple[Path, str]]:
-    """(file, name in the archive) for XQuAD, XQuAD-R and the xquad annotation outputs."""
-    from gradedrel.paths import DATA_DIR, SHARED_DIR
+    """(file, name in the archive) for XQuAD, XQuAD-R (each file of the folders the loaders
+    read, their licences included, after the loaders checked every data file's SHA-256) and
+    the xquad annotation outputs."""
+    from gradedrel.paths import DATA_DIR
+    from gradedrel.xquad import LANGS as XQUAD_LANGS, xquad_file
+    from gradedrel.xquad_r import LANGS as XQUAD_R_LANGS, xquad_r_file
+
     out = []
-    for env_var, folder, arc in (("XQUAD_DIR", "xquad", "xquad"), ("XQUADR_DIR", "xquad-r", "xquad-r")):
-        src = Path(os.environ.get(env_var) or SHARED_DIR / "data" / folder)
-        if not src.is_dir():
-            src = DATA_DIR / folder
-        files = sorted(p for p in src.iterdir() if p.is_file())
-        if not any(p.suffix == ".json" for p in files):
-            raise SystemExit(f"device_pack: no {folder} files in {src} (set ${env_var})")
-        out += [(p, f"{arc}/{p.name}") for p in files]
+    for arc, files in (("xquad", [xquad_file(lang) for lang in XQUAD_LANGS]),
+                       ("xquad-r", [xquad_r_file(lang) for lang in XQUAD_R_LANGS])):
+        folder = files[0].parent
+        out += [(p, f"{arc}/{p.name}") for p in sorted(folder.iterdir()) if p.is_file()]
     ann = DATA_DIR / "annotation" / "xquad"
     if ann.is_dir():
         out += [(p, f"annotation/xquad/{p.name}") for p in sorted(ann.iterdir()) if p.is_file()]
@@ -333,14 +334,16 @@ def travelling_bytes() -> dict[str, int]:
     return {"repo": total, "device": device, "total": total + device}
 
 
-def git_commit() -> str | None:
-    try:
-        run = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout
-        commit = run("rev-parse", "--short", "HEAD").strip()
-        dirty = bool(run("status", "--porcelain", "--untracked-files=no").strip())
-    except OSError:
+def packed_commit() -> str | None:
+    """The commit the pack is made from, marked -dirty when tracked files differ from it."""
+    from gradedrel.results import git_commit
+
+    commit = git_commit()
+    if commit is None:
         return None
-    return f"{commit}-dirty" if commit and dirty else commit or None
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return f"{commit}-dirty" if dirty else commit
 
 
 def main() -> None:
@@ -365,7 +368,7 @@ def main() -> None:
         build_covering(out, manifest, previous)
     manifest["python_version"] = manifest.get("wheels", {}).get("python_version", args.python_version)
     # the device's copy of the tree has no .git: its run records take the commit from here
-    manifest["git_commit"] = git_commit()
+    manifest["git_commit"] = packed_commit()
     mpath.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
     sizes = travelling_bytes()

@@ -31,6 +31,7 @@ Writes a JSON record (`--out`) and prints markdown tables; ratios are within thi
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import json
 import platform
@@ -78,26 +79,17 @@ def non_embedding_params(model) -> int:
 
 
 def xquad_pairs(n: int, seed: int = 0) -> pd.DataFrame:
-    """n real (question, paragraph) pairs, all 12 languages mixed."""
-    from gradedrel.xquad import LANGS, load_xquad
+    """n real (question, own paragraph) pairs, all 12 languages mixed."""
+    from gradedrel.training_pairs import with_texts
+    from gradedrel.xquad import load_xquad
 
     coll = load_xquad()
-    query_text = coll.queries.set_index("query_id")["text"]
-    doc_text = coll.corpus.set_index("doc_id")["text"]
-    positives = coll.qrels[coll.qrels.grade > 0]
-    positives = positives[positives.query_id.str.split(":").str[0]
-                          == positives.doc_id.str.split(":").str[0]]       # same language
-    rows = list(zip(query_text[positives.query_id], doc_text[positives.doc_id]))
-    assert {q.split(":")[0] for q in positives.query_id} == set(LANGS)
-    pairs = pd.DataFrame(rows, columns=["query", "passage"]).sample(frac=1, random_state=seed)
+    positives = coll.qrels[coll.qrels.grade > 0]      # each question's paragraph, per language
+    pairs = with_texts(positives, coll.queries.set_index("query_id")["text"],
+                       coll.corpus.set_index("doc_id")["text"])[["query", "passage"]]
     if len(pairs) < n:
         raise ValueError(f"asked for {n} pairs, XQuAD has {len(pairs)}")
-    return pairs.iloc[:n].reset_index(drop=True)
-
-
-def small_model(spec: str, device: str):
-    from gradedrel.encoders import load_encoder
-    return load_encoder(spec, device=device)
+    return pairs.sample(frac=1, random_state=seed).iloc[:n].reset_index(drop=True)
 
 
 def large_shaped_model(tokenizer_source, device: str):
@@ -181,9 +173,10 @@ def time_training(model_factory, setting: str, pairs: pd.DataFrame, batch_size: 
         trainer.add_callback(clock)
         trainer.train()
     seconds = clock.times[-1] - clock.times[warmup - 1]
-    real = int(sum(int(t) for t in counter.real[warmup:]))
+    real = sum(int(t) for t in counter.real[warmup:])
     padded = int(sum(counter.padded[warmup:]))
-    row = dict(seconds=seconds, steps=steps, warmup_seconds=clock.times[warmup - 1] - clock.start, pairs_per_s=steps * batch_size / seconds,
+    row = dict(seconds=seconds, steps=steps, warmup_seconds=clock.times[warmup - 1] - clock.start,
+               pairs_per_s=steps * batch_size / seconds,
                real_tokens_per_s=real / seconds, padding_share=1 - real / padded,
                non_embedding_params=non_embedding_params(model),
                peak_memory_gib=torch.cuda.max_memory_allocated() / 2 ** 30 if device == "cuda" else None)
@@ -196,6 +189,9 @@ def time_training(model_factory, setting: str, pairs: pd.DataFrame, batch_size: 
 def time_encoding(model, setting: str, passages: list[str], batch_size: int, device: str) -> tuple[dict, np.ndarray]:
     from gradedrel.encode import encode
 
+    if setting == "ours-bf16-weights":      # a copy: casting back to fp32 would not undo the rounding
+        model = copy.deepcopy(model).to(torch.bfloat16)
+
     def plain(texts):
         return np.concatenate([model.encode(texts[i:i + batch_size], prompt_name="passage",
                                             batch_size=batch_size, normalize_embeddings=True)
@@ -207,8 +203,6 @@ def time_encoding(model, setting: str, passages: list[str], batch_size: int, dev
     run = plain if setting == "plain" else ours
     if device == "cuda":        # a training setting before may have left TF32 on
         torch.backends.cuda.matmul.allow_tf32 = setting != "plain"
-    if setting == "ours-bf16-weights":
-        model.to(torch.bfloat16)
     with torch.inference_mode():
         run(passages[:batch_size])                  # warm-up: kernels, allocator
         sync(device)
@@ -216,8 +210,6 @@ def time_encoding(model, setting: str, passages: list[str], batch_size: int, dev
         emb = run(passages)
         sync(device)
         seconds = time.perf_counter() - start
-    if setting == "ours-bf16-weights":
-        model.to(torch.float32)
     return dict(seconds=seconds, passages_per_s=len(passages) / seconds), np.asarray(emb, dtype=np.float32)
 
 
@@ -233,7 +225,7 @@ def main():
     ap.add_argument("--encode-passages", type=int, default=2880)
     ap.add_argument("--encode-batch-size", type=int, default=128)
     ap.add_argument("--matmul-n", type=int, default=None, help="default 8192 on CUDA, 2048 on CPU")
-    ap.add_argument("--out", default=None, help="JSON record (default bench/results/<device>-<date>.json)")
+    ap.add_argument("--out", default=None, help="JSON record (default bench/results/<date>-<device>.json)")
     args = ap.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -254,9 +246,10 @@ def main():
     pairs = xquad_pairs(max(n_pairs, args.encode_passages))
     passages = list(dict.fromkeys(pairs.passage))[:args.encode_passages]
     train_pairs = pairs.iloc[:n_pairs]
-    small_fp32 = small_model(args.small_spec, device)
-    factories = {"small": lambda: small_model(args.small_spec, device),
-                 "large": lambda: large_shaped_model(small_model(args.small_spec, device), device)}
+    from gradedrel.encoders import load_encoder
+    small_fp32 = load_encoder(args.small_spec, device=device)
+    factories = {"small": lambda: load_encoder(args.small_spec, device=device),
+                 "large": lambda: large_shaped_model(load_encoder(args.small_spec, device=device), device)}
     for name in args.models.split(","):
         for setting in settings:
             try:

@@ -45,6 +45,17 @@ def save_figure(fig, profile: str, name: str):
     return folder / f"{name}.png"
 
 
+def git_commit() -> str | None:
+    """This checkout's short commit; a copy of the tree without .git (a lent GPU machine)
+    is told it by $GRADEDREL_GIT_COMMIT."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
+                                capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = ""
+    return commit or os.environ.get("GRADEDREL_GIT_COMMIT") or None
+
+
 def run_record(**extra) -> dict:
     """Provenance of a run: when, where, which code and libraries."""
     import sentence_transformers
@@ -53,15 +64,8 @@ def run_record(**extra) -> dict:
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else (
         f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
-                                capture_output=True, text=True).stdout.strip()
-    except OSError:
-        commit = ""
-    # a copy of the tree without .git (a lent GPU machine) is told its commit
-    commit = commit or os.environ.get("GRADEDREL_GIT_COMMIT", "")
     return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "device": device, "git_commit": commit or None, "torch": torch.__version__,
+            "device": device, "git_commit": git_commit(), "torch": torch.__version__,
             "transformers": transformers.__version__,
             "sentence_transformers": sentence_transformers.__version__, **extra}
 

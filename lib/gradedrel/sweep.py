@@ -162,7 +162,7 @@ def recipe_from_config(cfg: dict) -> Recipe:
     return Recipe(learning_rate=float(cfg["finetune_lr"]), batch_size=int(cfg["finetune_batch_size"]),
                   epochs=float(cfg["finetune_epochs"]), warmup_ratio=float(cfg["finetune_warmup_ratio"]),
                   max_seq_length=int(cfg["finetune_max_seq_length"]),
-                  batching=cfg.get("finetune_batching", "length_bucketed"))
+                  batching=cfg["finetune_batching"])
 
 
 def store_folder(profile: str) -> Path:
