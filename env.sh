@@ -1,9 +1,9 @@
 # Sourced by run_all.sh and run_tests.sh: make .venv if missing, install the project
 # into it whenever pyproject.toml changed, and activate it.
 #
-# Offline mode, GRADEDREL_NO_VENV=1 (a lent GPU machine, bench/device_run.sh): no .venv and
+# Offline mode, GRADEDREL_NO_VENV=1 (an air-gapped GPU node, airgap/run.sh): no .venv and
 # no pip; the system python3 runs with lib/ and $GRADEDREL_SITE (default /tmp/site, where
-# the carried wheels of .device/wheels were installed with pip --target) on PYTHONPATH.
+# the carried wheels of .airgap/wheels were installed with pip --target) on PYTHONPATH.
 _root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 _venv="$_root/.venv"
 

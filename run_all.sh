@@ -38,7 +38,7 @@ for nb in notebooks/[0-9][0-9]_*.ipynb; do
     name="$(basename "$nb")"
     [ -n "$only" ] && [[ "$name" != "$only"* ]] && continue
     echo "== $name [$profile]" >&2
-    # PAPERMILL_LOG_OUTPUT=1: cell outputs to stderr as they come (bench/device_run.sh)
+    # PAPERMILL_LOG_OUTPUT=1: cell outputs to stderr as they come (airgap/run.sh)
     if ! papermill "$nb" "$out_dir/$name" --cwd notebooks --kernel python3 \
             ${PAPERMILL_LOG_OUTPUT:+--log-output} \
             -p profile "$profile" -p recompute "$recompute" "${params[@]}"; then

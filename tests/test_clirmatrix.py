@@ -6,7 +6,7 @@ from itertools import permutations
 
 import pytest
 
-from gradedrel import clirmatrix
+from gradedrel.data import clirmatrix
 
 # Line i of every language is the same query; its id is the article's page id in that
 # language's Wikipedia, so ids differ across languages (as in the real data).

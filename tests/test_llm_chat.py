@@ -6,9 +6,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from gradedrel.annotators import Pair
-from gradedrel.llm_chat import (ChatAnnotator, ChatEndpoint, ChatSettings, chat_many,
-                                clean_generated_query, generate_queries)
+from gradedrel.annotation.judgement import Pair
+from gradedrel.annotation.llm_chat import (
+    ChatAnnotator,
+    ChatEndpoint,
+    ChatSettings,
+    chat_many,
+    clean_generated_query,
+    generate_queries,
+)
 
 
 class ScriptedChat(BaseHTTPRequestHandler):
@@ -99,6 +105,19 @@ def test_endpoint_from_environment(monkeypatch):
                                                                 "sk-test", "openai")
 
 
+def test_endpoint_for_an_annotator_spec(monkeypatch):
+    from contextlib import ExitStack
+
+    from gradedrel.annotation.local_llm import endpoint_for
+    monkeypatch.setenv("SECOND_MODEL", "gemma-3-27b")
+    monkeypatch.setenv("SECOND_BASE_URL", "http://127.0.0.1:9/v1")
+    with ExitStack() as stack:
+        ep = endpoint_for("env:SECOND", stack)
+        assert (ep.model, ep.base_url) == ("gemma-3-27b", "http://127.0.0.1:9/v1")
+        with pytest.raises(ValueError, match="local-gemma"):
+            endpoint_for("gemma", stack)
+
+
 def test_generated_queries_are_cleaned(scripted_server):
     out = list(generate_queries(scripted_server, [("en:a0p0", "en", "Denver won.")]))
     assert out[0]["query"] == "who won" and out[0]["status"] == "ok"
@@ -110,8 +129,8 @@ def test_generated_queries_are_cleaned(scripted_server):
 def test_real_local_server_with_gemma():
     """The same client against llama.cpp's OpenAI-compatible server on loopback, serving
     Gemma 3 270M from PyPI: every answer comes back and is parsed or counted as unparsed."""
-    from gradedrel.local_llm import LlamaCppServer
-    from gradedrel.rubric import STATUSES
+    from gradedrel.annotation.local_llm import LlamaCppServer
+    from gradedrel.annotation.rubric import STATUSES
 
     pairs = [Pair("q1", "d1", "en", "Who won Super Bowl 50?",
                   "The Denver Broncos defeated the Carolina Panthers 24-10 to win Super Bowl 50."),
@@ -127,8 +146,8 @@ def test_real_local_server_with_gemma():
 
 @pytest.mark.integration
 def test_next_token_annotator_reads_grade_probabilities():
-    from gradedrel.causal_lm import CausalLMAnnotator
-    from gradedrel.local_llm import gemma_gguf_path
+    from gradedrel.annotation.causal_lm import CausalLMAnnotator
+    from gradedrel.annotation.local_llm import gemma_gguf_path
 
     gguf = gemma_gguf_path()
     ann = CausalLMAnnotator(str(gguf.parent), gguf_file=gguf.name, device="cpu", batch_size=2)

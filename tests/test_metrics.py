@@ -1,4 +1,4 @@
-"""Worked examples for gradedrel.metrics; expected values computed by hand in comments."""
+"""Worked examples for gradedrel.retrieval.metrics; expected values computed by hand in comments."""
 import math
 import sys
 from pathlib import Path
@@ -10,7 +10,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from gradedrel import metrics  # noqa: E402
+from gradedrel.retrieval import metrics  # noqa: E402
 
 approx = pytest.approx
 

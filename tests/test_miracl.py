@@ -8,7 +8,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from gradedrel import miracl
+from gradedrel.data import miracl
 
 REAL_DIR = Path(os.environ.get("MIRACL_TOPICS_DIR") or Path(__file__).resolve().parents[2]
                 / "shared" / "data" / "miracl-dev-topics-qrels")

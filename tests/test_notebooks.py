@@ -2,7 +2,6 @@
 from pathlib import Path
 
 import pytest
-
 from conftest import needs_xquad, needs_xquad_r
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,7 +1,12 @@
 import pytest
 
-from gradedrel.rubric import (GRADING_PROMPT_VERSION, STATUSES, grading_prompt, parse_grade,
-                              query_generation_prompt)
+from gradedrel.annotation.rubric import (
+    GRADING_PROMPT_VERSION,
+    STATUSES,
+    grading_prompt,
+    parse_grade,
+    query_generation_prompt,
+)
 
 CASES = [
     ("[3]", 3, "ok"),

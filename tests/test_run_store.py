@@ -2,10 +2,10 @@
 import pandas as pd
 import pytest
 
-from gradedrel import sweep
-from gradedrel.finetune import Recipe
-from gradedrel.run_store import RunStore
-from gradedrel.sweep import BASELINE, RunSpec, SweepSetup
+from gradedrel.sweeps import grid as sweep
+from gradedrel.sweeps.grid import BASELINE, RunSpec, SweepSetup
+from gradedrel.sweeps.run_store import RunStore
+from gradedrel.training.finetune import Recipe
 
 
 def per_query(value=0.5):

@@ -1,6 +1,6 @@
 import numpy as np
 
-from gradedrel.search import read_trec_run, search, topk_faiss, topk_torch, write_trec_run
+from gradedrel.retrieval.search import read_trec_run, search, topk_faiss, topk_torch, write_trec_run
 
 
 def normalised(rng, n, d=16):

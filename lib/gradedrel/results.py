@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from .paths import DATA_DIR, FIGURES_DIR, REPO_ROOT, RESULTS_DIR
+from gradedrel.paths import DATA_DIR, FIGURES_DIR, REPO_ROOT, RESULTS_DIR
 
 
 def table_path(profile: str, name: str):
@@ -46,7 +46,7 @@ def save_figure(fig, profile: str, name: str):
 
 
 def git_commit() -> str | None:
-    """This checkout's short commit; a copy of the tree without .git (a lent GPU machine)
+    """This checkout's short commit; a copy of the tree without .git (an air-gapped GPU node)
     is told it by $GRADEDREL_GIT_COMMIT."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,

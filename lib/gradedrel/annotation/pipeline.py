@@ -1,0 +1,187 @@
+"""The annotation pipeline of the threshold paper (section 3), one stage a function, each
+reading and writing files so any stage can be rerun alone:
+
+  1. queries      the data set's own questions, or LLM-generated from sampled passages
+  2. candidates   top-k passages per query from the baseline encoder, own-language corpus
+  3. grades       an annotator grades each (query, passage) pair, into a JudgementStore
+  4. dataset      rows (query_id, doc_id, lang, score, annotator, prompt_version, raw, ...)
+  5. downsample   Appendix A: balance the non-zero scores across languages
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from gradedrel.annotation.judgement import pairs_from_candidates
+from gradedrel.annotation.store import JudgementStore, store_key
+from gradedrel.data.collection import Collection, make_id
+from gradedrel.retrieval.encode import encode
+from gradedrel.retrieval.search import search
+
+DATASET_COLUMNS = ["query_id", "doc_id", "lang", "rank", "score", "status", "expected",
+                   "annotator", "model", "prompt_version", "raw"]
+
+
+# --- 1. queries ------------------------------------------------------------------------
+
+def sample_passages(coll: Collection, per_lang: int, seed: int = 0) -> pd.DataFrame:
+    """`per_lang` passages a language, seeded, for query generation."""
+    return _sample_per_language(coll.corpus, per_lang, seed).reset_index(drop=True)
+
+
+def _sample_per_language(df: pd.DataFrame, per_lang: int, seed: int) -> pd.DataFrame:
+    return pd.concat([d.sample(min(per_lang, len(d)), random_state=seed)
+                      for _, d in df.groupby("lang")])
+
+
+def generate_llm_queries(coll: Collection, passages: pd.DataFrame, endpoint, path) -> pd.DataFrame:
+    """Generate one query per passage with the paper's prompt, appending each to the
+    JSONL file at `path` as it arrives; passages already there are skipped (resume)."""
+    from gradedrel.annotation.llm_chat import generate_queries
+
+    path = Path(path)
+    done = set(read_jsonl(path)["doc_id"]) if path.exists() else set()
+    todo = passages[~passages["doc_id"].isin(done)]
+    if todo.empty:
+        return read_jsonl(path)
+    with open(path, "a", encoding="utf-8") as fh:
+        items = list(todo[["doc_id", "lang", "text"]].itertuples(index=False, name=None))
+        for row in tqdm(generate_queries(endpoint, items), total=len(items), desc="queries"):
+            if row["status"] != "request_failed":
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                fh.flush()
+    return read_jsonl(path)
+
+
+def with_generated_queries(coll: Collection, generated: pd.DataFrame) -> Collection:
+    """The collection with generated queries in place of its own; each query's source
+    passage stands as its gold document (grade 3 in qrels)."""
+    ok = generated[generated["status"] == "ok"]
+    doc = coll.corpus.set_index("doc_id")
+    base = "gen-" + doc.loc[ok["doc_id"], "base_id"].to_numpy()
+    queries = pd.DataFrame({
+        "query_id": [make_id(lang, b) for lang, b in zip(ok["lang"], base)],
+        "base_id": base, "lang": ok["lang"].to_numpy(), "text": ok["query"].to_numpy(),
+        "group": doc.loc[ok["doc_id"], "group"].to_numpy(), "gold_doc_id": ok["doc_id"].to_numpy(),
+        "answers": [[] for _ in range(len(ok))]})
+    qrels = pd.DataFrame({"query_id": queries["query_id"], "doc_id": queries["gold_doc_id"],
+                          "grade": 3})
+    return Collection(f"{coll.name}+generated", coll.corpus, queries, qrels)
+
+
+# --- 2. candidates ---------------------------------------------------------------------
+
+def retrieve_candidates(model, coll: Collection, k: int = 5, batch_size: int = 64) -> pd.DataFrame:
+    """Top-k passages of the query's own language for every query: columns query_id,
+    doc_id, lang, rank (1 = best), retrieval_score."""
+    frames = []
+    for lang in coll.languages:
+        topics, docs = coll.topics(lang), coll.docs(lang)
+        if topics.empty or docs.empty:
+            continue
+        run = search(encode(model, topics["text"], "query", batch_size),
+                     encode(model, docs["text"], "passage", batch_size),
+                     topics["query_id"], docs["doc_id"], k)
+        frames += [pd.DataFrame({"query_id": qid, "doc_id": list(ranked), "lang": lang,
+                                 "rank": range(1, len(ranked) + 1),
+                                 "retrieval_score": list(ranked.values())})
+                   for qid, ranked in run.items()]
+    return pd.concat(frames, ignore_index=True)
+
+
+# --- 3. grades -------------------------------------------------------------------------
+
+def grade_candidates(annotator, coll: Collection, candidates: pd.DataFrame,
+                     store: JudgementStore, progress: bool = True) -> dict:
+    """Grade every candidate pair not yet in the store, writing each judgement as it
+    arrives. Returns counts: cached, graded, failed (failed requests are not stored)."""
+    todo = [p for p in pairs_from_candidates(coll, candidates)
+            if store_key(annotator, p.query_id, p.doc_id) not in store]
+    counts = {"cached": len(candidates) - len(todo), "graded": 0, "failed": 0}
+    lang_of = {p.query_id: p.lang for p in todo}
+    for j in tqdm(annotator.grade(todo), total=len(todo), disable=None if progress else True,
+                  desc=annotator.name):
+        if j.status == "request_failed":
+            counts["failed"] += 1
+            continue
+        store.put(annotator, j, lang=lang_of[j.query_id])
+        counts["graded"] += 1
+    if counts["failed"]:
+        warnings.warn(f"{annotator.name}: {counts['failed']} requests failed after retries; "
+                      "rerun the stage to grade them")
+    return counts
+
+
+# --- 4. dataset ------------------------------------------------------------------------
+
+def annotation_dataset(store: JudgementStore, annotator, candidates: pd.DataFrame) -> pd.DataFrame:
+    """One row per candidate pair the annotator has graded (unparsed ones included, with
+    score NaN and their status and raw text)."""
+    rows = pd.DataFrame([r for r in store.rows()
+                         if (r["annotator"], r["model"], r["prompt_version"])
+                         == (annotator.name, annotator.model, annotator.prompt_version)])
+    if rows.empty:
+        return pd.DataFrame(columns=DATASET_COLUMNS)
+    merged = candidates[["query_id", "doc_id", "lang", "rank"]].merge(
+        rows.drop(columns=["lang"], errors="ignore"), on=["query_id", "doc_id"], how="inner")
+    return merged[DATASET_COLUMNS].astype({"score": "Int64"})
+
+
+def write_dataset(df: pd.DataFrame, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        df.to_parquet(path, index=False)
+    else:
+        df.to_json(path, orient="records", lines=True, force_ascii=False)
+    return path
+
+
+def read_jsonl(path) -> pd.DataFrame:
+    return pd.read_json(path, lines=True, dtype=False)
+
+
+# --- 5. down-sampling ------------------------------------------------------------------
+
+def downsample(df: pd.DataFrame, target_size: int, seed: int = 0) -> pd.DataFrame:
+    """Appendix A of the threshold paper, on parsed rows (score not NaN):
+    1. the language with the fewest non-zero scores sets the count m;
+    2. m non-zero rows are sampled in every language;
+    3. rows scoring 0 are sampled in each language until the total reaches `target_size`
+       (target_size / number of languages a language).
+    Where a language lacks zeros to fill its share, all its zeros are kept (warned)."""
+    parsed = df[df["score"].notna()]
+    langs = sorted(parsed["lang"].unique())
+    if not langs:
+        return parsed.copy()
+    nonzero = {lang: parsed[(parsed["lang"] == lang) & (parsed["score"] > 0)] for lang in langs}
+    zeros = {lang: parsed[(parsed["lang"] == lang) & (parsed["score"] == 0)] for lang in langs}
+    per_lang = target_size // len(langs)
+    m = min(len(d) for d in nonzero.values())
+    if m > per_lang:
+        warnings.warn(f"the rarest language has {m} non-zero rows, more than the "
+                      f"{per_lang} a language the target allows; sampling {per_lang}")
+        m = per_lang
+    rng = np.random.default_rng(seed)
+    parts = []
+    for lang in langs:
+        parts.append(nonzero[lang].iloc[rng.permutation(len(nonzero[lang]))[:m]])
+        want = per_lang - m
+        if want > len(zeros[lang]):
+            warnings.warn(f"{lang}: {len(zeros[lang])} zero-score rows, fewer than the {want} "
+                          "needed to fill its share; keeping all of them")
+        parts.append(zeros[lang].iloc[rng.permutation(len(zeros[lang]))[:want]])
+    return pd.concat(parts).sort_values(["lang", "query_id", "rank"]).reset_index(drop=True)
+
+
+def sample_candidates(candidates: pd.DataFrame, per_lang: int | None, seed: int = 0) -> pd.DataFrame:
+    """A seeded sample of `per_lang` candidate pairs a language (all when None)."""
+    if per_lang is None:
+        return candidates
+    return (_sample_per_language(candidates, per_lang, seed)
+            .sort_values(["lang", "query_id", "rank"]).reset_index(drop=True))

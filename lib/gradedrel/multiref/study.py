@@ -1,0 +1,419 @@
+"""Notebook 06's study, step by step: what runs where, and each computation with its
+stored result under data/results/PROFILE/.
+
+  plan            `profile_plan` (what a profile runs on the CPU or a GPU) and
+                  `resolve_settings` (the plan with the notebook's parameters applied)
+  collection      `load_study_collection` (English + the targets, split by article),
+                  `split_sizes`
+  oracle          `oracle_summary` (a perfect retriever on all of XQuAD and the test
+                  split), `oracle_table` (cached: 06_oracle_summary.csv)
+  zero-shot       `zero_shot_summary` (every pool x scenario x query language x target),
+                  `zero_shot_table` (cached: 06_base_summary.csv and the run's record
+                  06_base.json), `describe_zero_shot`
+  fine-tune       `train_alignment_runs` (trains every target x variant whose model
+                  directory holds no finished run), `evaluate_finetunes` (Base and every
+                  finished fine-tune on the held-out articles, new ones appended to
+                  06_finetune_summary.csv / 06_finetune_per_query.csv / 06_finetune.json)
+  diagnostics     `jsd_diagnostic` (06_jsd_diagnostic.csv), `paired_tests_against_base`
+  notebook 03     `threshold_models` (the tau models notebook 03 recorded),
+                  `threshold_multi` (them in the Multi scenario)
+
+Functions that compute or load a stored table take `recompute`: False reuses the table
+where it exists (the notebook's default), True computes it again.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gradedrel import results
+from gradedrel.config import profile_config
+from gradedrel.data.collection import Collection
+from gradedrel.data.load import load_collection
+from gradedrel.data.split import split_collection
+from gradedrel.data.xquad import LANGS as XQUAD_LANGS
+from gradedrel.multiref import scenarios as mr
+from gradedrel.multiref.alignment_loss import ABLATION_LABELS, ABLATIONS, jensen_shannon
+from gradedrel.multiref.alignment_train import (
+    DEFAULT_LR,
+    alignment_triplets,
+    is_finished,
+    load_finetuned,
+    run_dir,
+    train_alignment,
+)
+from gradedrel.multiref.alignment_train import load_record as load_train_record
+from gradedrel.retrieval.metrics import paired_test
+
+ENGLISH = mr.ENGLISH
+ALL_VARIANTS = list(ABLATIONS)
+
+# per-query values kept from the fine-tune evaluation, for the paired tests:
+# (pool, scenario, measure)
+KEPT_MEASURES = {("pair", "Multi", "Max@R"), ("pair", "Multi", "Complete@10"),
+                 ("paragraph", "Multi-1", "nDCG@1"), ("paragraph", "Multi", "Max@R")}
+# what a fine-tune's record contributes to the evaluation record
+TRAIN_RECORD_KEYS = ("date", "lr", "settings", "loss", "seconds_per_step", "train_loss",
+                     "loss_curve")
+
+
+# --- the plan ------------------------------------------------------------------------------
+
+def profile_plan(profile: str, on_gpu: bool) -> dict:
+    """What runs where. The CPU does the zero-shot study and a sampled fine-tune of one
+    pair (full loss and w/o L_JSD; a 32-triplet step takes 30-100 s on the 2-core
+    machine, depending on what else runs); a GPU session runs every pair, every training
+    question and all four settings. smoke: two steps (the first is the warm-up step, at
+    learning rate 0). paper: the paper's own model; needs the hub (connected GPU
+    machine); untested here."""
+    plans = {
+        "smoke": dict(config={}, finetune_targets=None, variants=ALL_VARIANTS,
+                      max_train_triplets=8, train_batch_size=4, max_seq_length=64,
+                      gradient_checkpointing=False, lr=DEFAULT_LR),
+        "xquad": dict(config={}, finetune_targets=None if on_gpu else ["zh"],
+                      variants=ALL_VARIANTS if on_gpu else ["full", "no_jsd"],
+                      max_train_triplets=None if on_gpu else 320, train_batch_size=32,
+                      max_seq_length=256, gradient_checkpointing=not on_gpu, lr=DEFAULT_LR),
+        "paper": dict(config=dict(dataset="xquad", dataset_options={}, langs=list(XQUAD_LANGS),
+                                  encoder="hf:intfloat/multilingual-e5-base", max_groups=None,
+                                  max_queries=None),
+                      finetune_targets=None, variants=ALL_VARIANTS, max_train_triplets=None,
+                      train_batch_size=32, max_seq_length=512, gradient_checkpointing=False,
+                      lr=2e-5),
+    }
+    return plans[profile]
+
+
+@dataclass
+class StudySettings:
+    """The plan of a profile with the notebook's parameters applied."""
+    profile: str
+    plan: dict
+    cfg: dict                       # the profile's config (gradedrel.config)
+    targets: list                   # the zero-shot study's target languages
+    finetune_targets: list
+    variants: list                  # keys of alignment_loss.ABLATIONS
+    lr: float
+    max_train_triplets: int | None  # None: every training question
+    train_settings: dict            # batch_size, max_seq_length, gradient_checkpointing
+    on_gpu: bool
+
+    @property
+    def encoder(self) -> str:
+        return self.cfg["encoder"]
+
+    @property
+    def batch_size(self) -> int:
+        """The encoding batch size."""
+        return self.cfg["batch_size"]
+
+    def describe(self) -> str:
+        return (f"profile {self.profile}: targets {self.targets}; fine-tune {self.finetune_targets} "
+                f"x {self.variants}, lr {self.lr:g}, {self.max_train_triplets or 'all'} triplets, "
+                f"{self.train_settings}; device {'cuda' if self.on_gpu else 'cpu'}")
+
+
+def resolve_settings(profile: str, targets=None, finetune_targets=None, variants=None,
+                     lr: float | None = None, max_train_triplets: int | None = None,
+                     train_batch_size: int | None = None, max_seq_length: int | None = None,
+                     encoder: str | None = None, batch_size: int | None = None,
+                     on_gpu: bool | None = None) -> StudySettings:
+    """The notebook's parameters over the profile's plan: None (or any false value)
+    takes the plan's. `on_gpu` None: whether CUDA is available."""
+    if on_gpu is None:
+        import torch
+        on_gpu = torch.cuda.is_available()
+    plan = profile_plan(profile, on_gpu)
+    cfg = profile_config(profile, **{**plan["config"], "encoder": encoder, "batch_size": batch_size})
+    if cfg["dataset"] != "xquad":
+        raise ValueError("notebook 06 needs a parallel collection (XQuAD)")
+    targets = list(targets or [l for l in cfg["langs"] if l != ENGLISH])
+    return StudySettings(
+        profile=profile, plan=plan, cfg=cfg, targets=targets,
+        finetune_targets=list(finetune_targets or plan["finetune_targets"] or targets),
+        variants=list(variants or plan["variants"]),
+        lr=lr or plan["lr"],
+        max_train_triplets=max_train_triplets or plan["max_train_triplets"],
+        train_settings=dict(batch_size=train_batch_size or plan["train_batch_size"],
+                            max_seq_length=max_seq_length or plan["max_seq_length"],
+                            # same gradients, less memory (a CPU step otherwise peaks near 13 GB)
+                            gradient_checkpointing=plan["gradient_checkpointing"]),
+        on_gpu=on_gpu)
+
+
+# --- the collection --------------------------------------------------------------------------
+
+def load_study_collection(settings: StudySettings) -> tuple[Collection, dict[str, Collection]]:
+    """English + the targets of the profile's data set, and its train/test split by article."""
+    coll = load_collection(profile_config(settings.profile, **{
+        **settings.plan["config"], "langs": [ENGLISH] + settings.targets,
+        "encoder": settings.encoder}))
+    return coll, split_collection(coll)
+
+
+def split_sizes(coll: Collection, split: dict[str, Collection], english: str = ENGLISH
+                ) -> pd.DataFrame:
+    """Articles, questions and paragraphs a language of the collection and of each split."""
+    return pd.DataFrame({name: {"articles": c.queries["group"].nunique(),
+                                "questions a language": len(c.topics(english)),
+                                "paragraphs a language": len(c.docs(english))}
+                         for name, c in [("all", coll), *split.items()]})
+
+
+# --- the oracle and the zero-shot study ---------------------------------------------------------
+
+def oracle_summary(coll: Collection, test: Collection, target: str,
+                   english: str = ENGLISH) -> pd.DataFrame:
+    """A perfect retriever's summary (`scenarios.oracle_embeddings`) for English + `target`,
+    on the whole collection (part "all") and on the test split (part "test")."""
+    frames = []
+    for part, c in (("all", coll), ("test", test)):
+        pair = c.subset(langs=[english, target])
+        per_query = mr.evaluate_scenarios(pair, target, *mr.oracle_embeddings(pair, [english, target]),
+                                          english=english)
+        frames.append(mr.summarise(per_query).assign(part=part))
+    return pd.concat(frames, ignore_index=True)
+
+
+def oracle_table(settings: StudySettings, coll: Collection, test: Collection,
+                 recompute: bool = False) -> pd.DataFrame:
+    """`oracle_summary` for the first target, as stored in 06_oracle_summary.csv."""
+    profile = settings.profile
+    if recompute or not results.have_table(profile, "06_oracle_summary"):
+        results.save_table(oracle_summary(coll, test, settings.targets[0]), profile,
+                           "06_oracle_summary")
+    return results.load_table(profile, "06_oracle_summary")
+
+
+def zero_shot_summary(model, coll: Collection, targets, batch_size: int,
+                      english: str = ENGLISH) -> tuple[pd.DataFrame, dict[str, float]]:
+    """`model`'s summary of every pool x scenario x query language for each English +
+    target pair of `coll`, and the seconds each target took."""
+    frames, seconds = [], {}
+    for target in targets:
+        t0 = time.perf_counter()
+        pair = coll.subset(langs=[english, target])
+        query_emb, paragraph_emb = mr.embed_pair(model, pair, (english, target), batch_size,
+                                                 show_progress=False)
+        frames.append(mr.summarise(mr.evaluate_scenarios(pair, target, query_emb, paragraph_emb,
+                                                         english=english)))
+        seconds[target] = round(time.perf_counter() - t0, 1)
+    return pd.concat(frames, ignore_index=True), seconds
+
+
+def zero_shot_table(settings: StudySettings, coll: Collection, recompute: bool = False
+                    ) -> tuple[pd.DataFrame, dict]:
+    """The base encoder's `zero_shot_summary` over every target on the whole collection,
+    as stored in 06_base_summary.csv, and the run's record 06_base.json."""
+    from gradedrel.models.encoders import load_encoder
+
+    profile = settings.profile
+    if recompute or not results.have_table(profile, "06_base_summary"):
+        start = time.perf_counter()
+        model = load_encoder(settings.encoder)
+        summary, seconds = zero_shot_summary(model, coll, settings.targets, settings.batch_size)
+        results.save_table(summary, profile, "06_base_summary")
+        results.save_record(results.run_record(
+            seconds=round(time.perf_counter() - start, 1), seconds_per_target=seconds,
+            model_id=model.model_id, config=settings.cfg, targets=settings.targets,
+            load_average=os.getloadavg()[0], n_questions=int(len(coll.topics(ENGLISH)))),
+            profile, "06_base")
+        del model
+    return results.load_table(profile, "06_base_summary"), results.load_record(profile, "06_base")
+
+
+def describe_zero_shot(record: dict) -> str:
+    return (f"computed {record['date']} on {record['device']} in {record['seconds']:.0f} s "
+            f"({len(record['targets'])} pairs, {record['n_questions']} questions a language, "
+            f"model {record['model_id']})")
+
+
+# --- the alignment fine-tune -----------------------------------------------------------------
+
+def train_alignment_runs(settings: StudySettings, train_coll: Collection, train: bool = True,
+                         retrain: bool = False) -> list[dict]:
+    """Every finished fine-tune of the plan (target x variant) as {target, variant, tag,
+    output_dir}. With `train`, trains each one whose model directory holds no finished
+    run (and, with `retrain`, each one again) on the training articles' triplets."""
+    runs = []
+    for target in settings.finetune_targets:
+        triplets = alignment_triplets(train_coll, target, max_triplets=settings.max_train_triplets)
+        tag = f"n{len(triplets)}_len{settings.train_settings['max_seq_length']}"
+        for variant in settings.variants:
+            out = run_dir(settings.profile, target, variant, settings.lr, tag)
+            if train and (retrain or not is_finished(out)):
+                print(f"training {target} {variant} ({len(triplets)} triplets) ...", flush=True)
+                train_alignment(settings.encoder, triplets, out, variant=variant, lr=settings.lr,
+                                overwrite=retrain, **settings.train_settings)
+            if is_finished(out):
+                runs.append(dict(target=target, variant=variant, tag=tag, output_dir=str(out)))
+            else:
+                print(f"not available: {target} {variant} ({out} has no finished run; train=False)")
+    return runs
+
+
+def _load_run_model(encoder: str, output_dir):
+    """The base encoder (output_dir None) or a fine-tune."""
+    from gradedrel.models.encoders import load_encoder
+
+    return load_encoder(encoder) if output_dir is None else load_finetuned(output_dir)
+
+
+def evaluate_finetunes(settings: StudySettings, test: Collection, runs: list[dict],
+                       recompute: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
+    """Base (tag "zero-shot") for each fine-tune target and every run of `runs`, on the
+    English + target pool of `test`: (summary, per-query values of `KEPT_MEASURES`,
+    evaluation records). Models already in 06_finetune_summary.csv (by target, model,
+    tag) are not evaluated again; new ones are appended and the tables and the record
+    06_finetune.json written again (`recompute`: start from empty tables)."""
+    profile = settings.profile
+    have = not recompute and results.have_table(profile, "06_finetune_summary")
+    summary_ft = results.load_table(profile, "06_finetune_summary") if have else pd.DataFrame()
+    per_query_ft = results.load_table(profile, "06_finetune_per_query") if have else pd.DataFrame()
+    eval_records = results.load_record(profile, "06_finetune")["runs"] if have else []
+    done = set(zip(summary_ft.get("target", []), summary_ft.get("model", []),
+                   summary_ft.get("tag", [])))
+
+    todo = [dict(target=t, variant="base", tag="zero-shot", output_dir=None)
+            for t in settings.finetune_targets] + runs
+    for run in todo:
+        key = (run["target"], run["variant"], run["tag"])
+        if key in done:
+            continue
+        t0 = time.perf_counter()
+        model = _load_run_model(settings.encoder, run["output_dir"])
+        pair = test.subset(langs=[ENGLISH, run["target"]])
+        q_emb, p_emb = mr.embed_pair(model, pair, (ENGLISH, run["target"]), settings.batch_size,
+                                     show_progress=False)
+        per_query = mr.evaluate_scenarios(pair, run["target"], q_emb, p_emb)
+        seconds = round(time.perf_counter() - t0, 1)
+        train_rec = load_train_record(run["output_dir"]) if run["output_dir"] else {}
+        meta = dict(model=run["variant"], tag=run["tag"],
+                    device=train_rec.get("device", results.run_record()["device"]),
+                    n_triplets=train_rec.get("n_triplets", 0), steps=train_rec.get("steps", 0),
+                    train_seconds=train_rec.get("train_seconds", 0.0), eval_seconds=seconds)
+        summary_ft = pd.concat([summary_ft, mr.summarise(per_query).assign(**meta)],
+                               ignore_index=True)
+        kept = per_query[[k in KEPT_MEASURES for k in zip(per_query["pool"], per_query["scenario"],
+                                                          per_query["measure"])]]
+        per_query_ft = pd.concat([per_query_ft, kept.assign(model=run["variant"], tag=run["tag"])],
+                                 ignore_index=True)
+        eval_records.append({**{k: v for k, v in run.items() if k != "output_dir"}, **meta,
+                             "model_id": model.model_id, "load_average": os.getloadavg()[0],
+                             "train_record": {k: train_rec[k] for k in TRAIN_RECORD_KEYS
+                                              if k in train_rec}})
+        done.add(key)
+        del model
+    if len(summary_ft):
+        results.save_table(summary_ft, profile, "06_finetune_summary")
+        results.save_table(per_query_ft, profile, "06_finetune_per_query")
+        results.save_record(results.run_record(runs=eval_records, config=settings.cfg), profile,
+                            "06_finetune")
+    return summary_ft, per_query_ft, eval_records
+
+
+# --- diagnostics ----------------------------------------------------------------------------
+
+def jsd_diagnostic(settings: StudySettings, test: Collection, runs: list[dict],
+                   recompute: bool = False) -> pd.DataFrame:
+    """sqrt(JSD) of the softmaxed embeddings of each held-out English paragraph and its
+    translation, its approximation |z_en - z_tgt| / sqrt(8 dim) and their cosine, for the
+    zero-shot model and each fine-tune of the first fine-tune target; stored in
+    06_jsd_diagnostic.csv and computed again when the stored models differ."""
+    import torch
+
+    profile = settings.profile
+    diag_target = settings.finetune_targets[0]
+    diag_models = [("base", "zero-shot", None)] + [(r["variant"], r["tag"], r["output_dir"])
+                                                   for r in runs if r["target"] == diag_target]
+    have_diag = not recompute and results.have_table(profile, "06_jsd_diagnostic")
+    diag = results.load_table(profile, "06_jsd_diagnostic") if have_diag else pd.DataFrame()
+    if not have_diag or set(zip(diag["model"], diag["tag"])) != {(m, t) for m, t, _ in diag_models}:
+        rows = []
+        pair = test.subset(langs=[ENGLISH, diag_target])
+        for name, tag, out in diag_models:
+            model = _load_run_model(settings.encoder, out)
+            _, p_emb = mr.embed_pair(model, pair, (ENGLISH, diag_target), settings.batch_size,
+                                     show_progress=False)
+            z_en, z_tgt = (torch.from_numpy(p_emb[l]).double() for l in (ENGLISH, diag_target))
+            rows.append(dict(target=diag_target, model=name, tag=tag, paragraphs=len(z_en),
+                             sqrt_jsd=jensen_shannon(z_en, z_tgt).sqrt().mean().item(),
+                             distance_over_sqrt_8dim=((z_en - z_tgt).norm(dim=1)
+                                                      / np.sqrt(8 * z_en.shape[1])).mean().item(),
+                             cosine=(z_en * z_tgt).sum(dim=1).mean().item()))
+            del model
+        diag = pd.DataFrame(rows)
+        results.save_table(diag, profile, "06_jsd_diagnostic")
+    return diag
+
+
+def _per_query_series(frame: pd.DataFrame, pool: str, scenario: str, measure: str,
+                      query_lang: str) -> pd.Series:
+    sel = frame[(frame["pool"] == pool) & (frame["scenario"] == scenario)
+                & (frame["measure"] == measure) & (frame["query_lang"] == query_lang)]
+    return sel.set_index("query_id")["value"]
+
+
+def paired_tests_against_base(per_query_ft: pd.DataFrame, english: str = ENGLISH,
+                              n_resamples: int = 9999) -> pd.DataFrame:
+    """Each fine-tune against the zero-shot model (model "base") of its target, on the same
+    queries, for every kept (pool, scenario, measure) and both query languages: a
+    two-sided randomisation test (`metrics.paired_test`, seeded). Combinations with fewer
+    than two of the model's queries are left out."""
+    tests = []
+    for (target, model_name, tag), rows in per_query_ft[per_query_ft["model"] != "base"].groupby(
+            ["target", "model", "tag"], sort=False):
+        base_rows = per_query_ft[(per_query_ft["target"] == target)
+                                 & (per_query_ft["model"] == "base")]
+        for pool, scenario, measure in sorted(KEPT_MEASURES):
+            for q_lang in (english, target):
+                a = _per_query_series(rows, pool, scenario, measure, q_lang)
+                b = _per_query_series(base_rows, pool, scenario, measure, q_lang)
+                if len(a) < 2:
+                    continue
+                res = paired_test(a, b, method="randomization", n_resamples=n_resamples)
+                tests.append(dict(target=target, model=ABLATION_LABELS[model_name], tag=tag,
+                                  pool=pool, scenario=scenario, measure=measure, query_lang=q_lang,
+                                  n=res.n_queries, base=b.mean(), model_mean=a.mean(),
+                                  difference=res.mean_difference, p_value=res.p_value))
+    return pd.DataFrame(tests)
+
+
+# --- notebook 03's threshold models ------------------------------------------------------------
+
+def threshold_models(profile: str, results_dir=None) -> dict[int, dict]:
+    """{tau: run} from notebook 03's records results_dir/PROFILE/03_*.json (file name
+    order), for runs carrying `tau` and `model_dir` (at the top level or in a `runs`
+    list) whose model directory exists; the first run of each tau wins."""
+    from gradedrel.paths import RESULTS_DIR
+
+    found = {}
+    for path in sorted((Path(results_dir or RESULTS_DIR) / profile).glob("03_*.json")):
+        record = json.loads(path.read_text())
+        for run in record.get("runs", [record]):
+            if {"tau", "model_dir"} <= set(run) and Path(run["model_dir"]).is_dir():
+                found.setdefault(int(run["tau"]), run)
+    return found
+
+
+def threshold_multi(settings: StudySettings, tau_models: dict[int, dict], test: Collection,
+                    taus=(1, 3)) -> pd.DataFrame:
+    """The tau models' summary in the Multi scenario (pair pool) for every target of the
+    test split, a column `tau`."""
+    from gradedrel.models.encoders import load_encoder
+
+    frames = []
+    for tau in taus:
+        model = load_encoder(tau_models[tau]["model_dir"])
+        for target in settings.targets:
+            pair = test.subset(langs=[ENGLISH, target])
+            per_query = mr.evaluate_model(model, pair, target, settings.batch_size,
+                                          pools=("pair",), scenarios=("Multi",))
+            frames.append(mr.summarise(per_query).assign(tau=tau))
+    return pd.concat(frames, ignore_index=True)

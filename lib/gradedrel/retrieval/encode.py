@@ -1,0 +1,58 @@
+"""Batched encoding with an on-disk cache of embeddings.
+
+SentenceTransformer.encode already sorts each call's texts by length so batches carry
+little padding, and shows a tqdm bar; we add bf16 autocast on CUDA and a cache keyed by
+(model id, prompt, texts), so a corpus is encoded once per model.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+
+import numpy as np
+
+from gradedrel.paths import CACHE_DIR
+
+EMBEDDING_CACHE = CACHE_DIR / "embeddings"
+
+
+def cache_key(model_id: str, prompt_name: str, texts, max_seq_length=None) -> str:
+    h = hashlib.sha256(f"{model_id}\0{prompt_name}\0{max_seq_length}\0".encode())
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()[:32]
+
+
+def _autocast(model):
+    import torch
+    if model.device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def encode(model, texts, prompt_name: str, batch_size: int = 64, cache: bool = True,
+           show_progress: bool | None = None) -> np.ndarray:
+    """L2-normalised float32 embeddings of `texts` under the model's prompt `prompt_name`
+    ("query" or "passage"). `show_progress=None` leaves the bar to sentence-transformers
+    (shown at INFO logging), so rendered notebooks stay clean."""
+    texts = list(texts)
+    model_id = getattr(model, "model_id", None)
+    path = None
+    if cache and model_id:
+        key = cache_key(model_id, prompt_name, texts, getattr(model, "max_seq_length", None))
+        path = EMBEDDING_CACHE / f"{key}.npy"
+        if path.exists():
+            return np.load(path)
+    with _autocast(model):
+        emb = model.encode(texts, prompt_name=prompt_name, batch_size=batch_size,
+                           normalize_embeddings=True, convert_to_numpy=True,
+                           show_progress_bar=show_progress)
+    emb = np.asarray(emb, dtype=np.float32)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, emb)
+        os.replace(tmp, path)
+    return emb

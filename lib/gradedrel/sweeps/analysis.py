@@ -1,0 +1,230 @@
+"""Tables from a sweep's stored per-query metrics: points against the baseline with paired
+significance (Figure 5/6), language-mixture changes (Table 1), cross-lingual relative
+change from tau=1 to tau=3 (Table 2), and the checks of the paper's claims.
+
+Every function reads a `SweepSetup`'s store and the configurations asked for; those not
+finished in the store are simply absent from the result.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from gradedrel.retrieval.metrics import paired_test
+from gradedrel.sweeps.grid import BASELINE, RunSpec, SweepSetup
+
+# The paper's resource levels (section 3.1, by MIRACL/Wikipedia size) for the languages
+# both studies have, and the threshold its Figure 5 finds each level prefers: "lower-resource
+# languages tend to benefit from lower thresholds, whereas higher-resource languages perform
+# better with higher thresholds".
+PAPER_RESOURCE_LEVEL = {"ar": "low", "ru": "high", "es": "high", "en": "very high"}
+PAPER_PREFERS_LOW_TAU = {"low": True, "high": False, "very high": False}
+
+SPEC_COLUMNS = ["train_langs", "target", "tau", "size", "size_reading", "seed", "annotator",
+                "hard_negatives"]
+ALPHA = 0.05
+
+
+def _per_query_values(setup: SweepSetup, spec: RunSpec, measure: str) -> pd.DataFrame | None:
+    h = setup.config_hash(spec)
+    if not setup.store.is_finished(h):
+        return None
+    pq = setup.store.per_query(h)
+    return pq[pq["measure"] == measure]
+
+
+def _pair_series(values: pd.DataFrame, query_lang: str, doc_lang: str) -> pd.Series:
+    sel = values[(values["query_lang"] == query_lang) & (values["doc_lang"] == doc_lang)]
+    return sel.set_index("query_id")["value"].astype(float)
+
+
+def spec_columns(spec: RunSpec) -> dict:
+    return {"train_langs": "+".join(spec.train_langs), "target": spec.target, "tau": spec.tau,
+            "size": spec.size, "size_reading": spec.size_reading, "seed": spec.seed,
+            "annotator": spec.annotator, "hard_negatives": spec.hard_negatives}
+
+
+def compare_to_reference(setup: SweepSetup, specs, pairs="target", measure: str = "nDCG@10",
+                         reference=lambda spec: BASELINE, method: str = "t") -> pd.DataFrame:
+    """One row per (configuration, query language, corpus language): mean of `measure`,
+    the reference run's mean on the same queries, the difference, and a paired test over
+    queries (gradedrel.retrieval.metrics.paired_test; two-sided). `pairs`: "target" (the target
+    language's monolingual pair), "all" (every evaluated pair) or a list of pairs.
+    `reference(spec)` names the run compared against (default: the un-fine-tuned
+    baseline; None: the configuration is left out). Adds Benjamini-Hochberg q-values over
+    the rows returned."""
+    rows = []
+    cache: dict = {}
+    latest = setup.store.latest()
+
+    def values(spec):
+        if spec not in cache:
+            cache[spec] = _per_query_values(setup, spec, measure)
+        return cache[spec]
+
+    for spec in specs:
+        mine, ref_spec = values(spec), reference(spec)
+        ref = None if ref_spec is None else values(ref_spec)
+        if mine is None or ref is None:
+            continue
+        if pairs == "target":
+            wanted = [(spec.target, spec.target)]
+        elif pairs == "all":
+            wanted = sorted(set(zip(mine["query_lang"], mine["doc_lang"])))
+        else:
+            wanted = list(pairs)
+        record = latest[setup.config_hash(spec)]
+        counts = record.get("counts") or {}
+        positives = sum(counts.get("positives", {}).values())
+        used = counts.get(spec.size_reading, {}).get(spec.target)
+        size_value = used if spec.size == "all" else spec.size
+        for q_lang, d_lang in wanted:
+            a, b = _pair_series(mine, q_lang, d_lang), _pair_series(ref, q_lang, d_lang)
+            if len(a) < 2 or len(b) < 2:
+                continue
+            test = paired_test(a, b, method=method)
+            rows.append({**spec_columns(spec), "query_lang": q_lang, "doc_lang": d_lang,
+                         "size_value": size_value, "n_positives": positives,
+                         "steps": record.get("steps"),
+                         "mean": float(a.mean()), "reference": float(b.reindex(a.index).mean()),
+                         "delta": test.mean_difference, "p_value": test.p_value,
+                         "n_queries": test.n_queries})
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    p = out["p_value"].fillna(1.0).to_numpy()
+    out["q_value"] = stats.false_discovery_control(p) if len(p) else p
+    out["significant"] = out["q_value"] < ALPHA
+    return out
+
+
+def baseline_means(setup: SweepSetup, measure: str = "nDCG@10") -> pd.DataFrame:
+    """query_lang x doc_lang matrix of the un-fine-tuned model's mean."""
+    values = _per_query_values(setup, BASELINE, measure)
+    if values is None:
+        return pd.DataFrame()
+    return values.groupby(["query_lang", "doc_lang"])["value"].mean().unstack("doc_lang")
+
+
+# --- notebook 03: threshold x size -------------------------------------------------------
+
+def best_tau(points: pd.DataFrame) -> pd.DataFrame:
+    """Per (annotator, language): the tau with the highest mean, each tau at its largest
+    size (under the positives reading "all" is a different number for each tau)."""
+    keys = ["annotator", "target", "tau"]
+    largest = points[points["size_value"] == points.groupby(keys)["size_value"].transform("max")]
+    means = largest.groupby(["annotator", "target", "tau"])["mean"].mean().reset_index()
+    idx = means.groupby(["annotator", "target"])["mean"].idxmax()
+    best = means.loc[idx].rename(columns={"tau": "best_tau", "mean": "best_mean"})
+    spread = means.groupby(["annotator", "target"])["mean"].agg(lambda s: s.max() - s.min())
+    return best.set_index(["annotator", "target"]).assign(tau_spread=spread).reset_index()
+
+
+def check_preferred_tau(best: pd.DataFrame) -> pd.DataFrame:
+    """Our best tau beside the one the paper's finding predicts, for the shared languages."""
+    shared = best[best["target"].isin(PAPER_RESOURCE_LEVEL)].copy()
+    shared["paper_resource_level"] = shared["target"].map(PAPER_RESOURCE_LEVEL)
+    low = shared["paper_resource_level"].map(PAPER_PREFERS_LOW_TAU)
+    shared["paper_predicts"] = np.where(low, "τ=1 best", "τ>1 best")
+    shared["agrees"] = np.where(low, shared["best_tau"] == 1, shared["best_tau"] > 1)
+    return shared
+
+
+def size_trend(points: pd.DataFrame) -> pd.DataFrame:
+    """Per (annotator, language, tau): delta vs baseline at the smallest and largest size."""
+    rows = []
+    for (annot, lang, tau), g in points.groupby(["annotator", "target", "tau"]):
+        g = g.groupby("size_value")[["delta", "mean"]].mean().sort_index()
+        rows.append({"annotator": annot, "target": lang, "tau": tau,
+                     "smallest_size": g.index[0], "delta_smallest": g["delta"].iloc[0],
+                     "largest_size": g.index[-1], "delta_largest": g["delta"].iloc[-1],
+                     "improves_with_size": bool(g["mean"].iloc[-1] > g["mean"].iloc[0])})
+    return pd.DataFrame(rows)
+
+
+# --- notebook 04: mixtures (Table 1) -----------------------------------------------------
+
+def mixture_table(setup: SweepSetup, specs, measure: str = "nDCG@10", method: str = "t") -> pd.DataFrame:
+    """Rows (target, added, tau): the target-only fine-tuned mean ("-" rows carry it as
+    `value`) and, for mixtures, the change, the relative change (%) and a paired test of
+    the mixture against the target-only model over the target's queries."""
+    mono = {(s.target, s.tau, s.seed): s for s in specs if len(s.train_langs) == 1}
+    mixes = [s for s in specs if len(s.train_langs) == 2]
+    alone = compare_to_reference(setup, list(mono.values()), "target", measure)
+    vs_alone = compare_to_reference(
+        setup, mixes, "target", measure, method=method,
+        reference=lambda s: mono.get((s.target, s.tau, s.seed)))   # none: no row
+    rows = []
+    for r in alone.itertuples():
+        rows.append({"target": r.target, "added": "-", "tau": r.tau, "value": r.mean,
+                     "change": np.nan, "relative_change_pct": np.nan, "p_value": np.nan,
+                     "zero_shot": r.reference})
+    for r in vs_alone.itertuples():
+        rows.append({"target": r.target, "added": r.train_langs.split("+")[1], "tau": r.tau,
+                     "value": r.mean, "change": r.delta,
+                     "relative_change_pct": 100 * r.delta / r.reference if r.reference else np.nan,
+                     "p_value": r.p_value, "zero_shot": np.nan})
+    return pd.DataFrame(rows)
+
+
+def table1_layout(table: pd.DataFrame, targets, added, taus) -> pd.DataFrame:
+    """The paper's Table 1 layout: '-' rows hold the value, others '+0.012 (+1.9%)'."""
+    cells = {}
+    for r in table.itertuples():
+        if r.added == "-":
+            text = f"{r.value:.3f}"
+        else:
+            star = "*" if r.p_value < ALPHA else ""
+            text = f"{r.change:+.3f} ({r.relative_change_pct:+.1f}%){star}"
+        cells[(r.target, r.added, r.tau)] = text
+    index = [(t, a) for t in targets for a in ["-"] + [x for x in added if x != t]]
+    out = pd.DataFrame([[cells.get((t, a, tau), "") for tau in taus] for t, a in index],
+                       index=pd.MultiIndex.from_tuples(index, names=["target", "added"]),
+                       columns=[f"tau={tau}" for tau in taus])
+    return out
+
+
+def compare_table1(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """Our mixture changes beside the paper's, for the (target, added, tau) both have;
+    `same_sign` says whether the two changes point the same way."""
+    cols = ["target", "added", "tau"]
+    merged = ours.merge(paper, on=cols, suffixes=("_ours", "_paper"))
+    merged = merged[merged["added"] != "-"]
+    merged["same_sign"] = np.sign(merged["change_ours"]) == np.sign(merged["change_paper"])
+    return merged[cols + ["change_ours", "relative_change_pct_ours", "change_paper",
+                          "relative_change_pct_paper", "same_sign"]]
+
+
+# --- notebook 05: cross-lingual (Table 2, Figure 7) ---------------------------------------
+
+def crosslingual_points(setup: SweepSetup, specs, measure: str = "nDCG@10",
+                        method: str = "t") -> pd.DataFrame:
+    """Every evaluated pair of every (monolingual) model, against the baseline."""
+    return compare_to_reference(setup, specs, "all", measure, method=method)
+
+
+def relative_change_matrix(points: pd.DataFrame, low: int = 1, high: int = 3,
+                           order=None) -> pd.DataFrame:
+    """Table 2: 100 x (v(high) - v(low)) / v(low) for each query language (the model's
+    training language) x corpus language; v is the mean over seeds of the model trained
+    on the query language."""
+    own = points[points["target"] == points["query_lang"]]
+    v = own.groupby(["query_lang", "doc_lang", "tau"])["mean"].mean().unstack("tau")
+    if low not in v.columns or high not in v.columns:
+        return pd.DataFrame()
+    rel = (100 * (v[high] - v[low]) / v[low]).unstack("doc_lang")
+    if order is not None:
+        order = [lang for lang in order if lang in rel.index or lang in rel.columns]
+        rel = rel.reindex(index=order, columns=order)
+    return rel
+
+
+def compare_table2(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """Cells both tables have, with whether the sign (which tau wins) agrees."""
+    long = ours.stack().rename("ours_pct").reset_index()
+    long.columns = ["query_lang", "doc_lang", "ours_pct"]
+    merged = long.merge(paper, on=["query_lang", "doc_lang"])
+    merged = merged.rename(columns={"relative_change_pct": "paper_pct"})
+    merged["same_sign"] = np.sign(merged["ours_pct"]) == np.sign(merged["paper_pct"])
+    return merged
