@@ -4,6 +4,8 @@
 #
 #   airgap/run.sh STAGE...
 #
+#   grid[:P]      python -m gradedrel.sweeps --profile P (default xquad-full): notebooks 03-05's
+#                 whole grid, several fine-tunes packed on the GPU (sweep_workers), then stop
 #   03            notebook 03 with --recompute: every configuration of the grid the store lacks
 #   03:ar,de,el   the same for those training languages only (-y 'langs: [ar, de, el]')
 #   04[:T,...]    notebook 04 with --recompute (T: mixture targets)
@@ -56,12 +58,14 @@ finish() {
     trap - EXIT
     say "packing results (exit $rc)"
     # a writer killed mid-line leaves a torn last line: end it, so the next append starts clean
-    local store="data/results/$profile/finetune/runs.jsonl"
-    if [ -s "$store" ] && [ "$(tail -c1 "$store" | od -An -c | tr -d ' ')" != '\n' ]; then
-        echo >>"$store"
-    fi
+    local store
+    for store in data/results/*/finetune/runs.jsonl; do
+        if [ -s "$store" ] && [ "$(tail -c1 "$store" | od -An -c | tr -d ' ')" != '\n' ]; then
+            echo >>"$store"
+        fi
+    done
     local list="$scratch/files.$$"
-    find "data/results/$profile" "figures/$profile" "notebooks/rendered/$profile" bench \
+    find data/results "figures/$profile" "notebooks/rendered/$profile" bench \
         -type f -newer "$stamp" ! -path '*/__pycache__/*' ! -name '*.pyc' 2>/dev/null | sort >"$list"
     rm -f "$out"/results.tar.gz "$out"/results.tar.gz.part*
     if [ -s "$list" ]; then
@@ -175,7 +179,7 @@ for stage in "$@"; do
     args=(--profile "$profile")
     case "$nb" in
         check) note "check: ok"; continue ;;
-        bench) ;;
+        bench|grid) ;;
         03|05) args+=(--recompute --only "$nb"); [ -n "$sel" ] && args+=(-y "langs: $(langs_yaml "$sel")") ;;
         04) args+=(--recompute --only 04); [ -n "$sel" ] && args+=(-y "targets: $(langs_yaml "$sel")") ;;
         06) args+=(--only 06); [ -n "$sel" ] && args+=(-y "finetune_targets: $(langs_yaml "$sel")") ;;
@@ -189,7 +193,10 @@ for stage in "$@"; do
         continue
     fi
     s0=$(date +%s)
-    if [ "$nb" = bench ]; then
+    if [ "$nb" = grid ]; then
+        say "grid: python3 -m gradedrel.sweeps --profile ${sel:-xquad-full} (at most ${left}s)"
+        timeout -k 20 "$left" python3 -m gradedrel.sweeps --profile "${sel:-xquad-full}"
+    elif [ "$nb" = bench ]; then
         # shellcheck disable=SC2086
         say "bench: python3 bench/train_encode_speed.py ${BENCH_ARGS:-} (at most ${left}s)"
         timeout -k 20 "$left" python3 bench/train_encode_speed.py ${BENCH_ARGS:-}

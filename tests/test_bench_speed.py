@@ -44,8 +44,15 @@ def test_markdown_reports_ratios_mfu_and_the_paper_projection(bench):
                                peak_dtype="bfloat16", train=train, encode=encode,
                                failed=[dict(task="train", model="large", setting="ours+compile",
                                             error="RuntimeError('x')")]))
-    assert "| large | ours | 100.0 | 5.00x | 45.0% | 10% | 20.0 | 2.5 |" in text
+    assert "| large | ours | paragraph | 100.0 | 5.00x | 1.00x | 45.0% | 10% | 20.0 | 2.5 |" in text
     assert "| large | ours | 2000 | 4.00x | 55.0% | 0.99900 |" in text
     assert "FAILED: train large ours+compile" in text
     # 300K pairs x 2 epochs at 100 pairs/s: 6000 s
     assert "takes 1.7 h here" in text and "~33 pairs/s" in text
+    # a sentence row is set against the paragraph row of its setting
+    train.append(dict(model="large", setting="ours", unit="sentence", pairs_per_s=300.0, mfu=0.4,
+                      padding_share=0.2, peak_memory_gib=10.0, warmup_seconds=1.0))
+    text = bench.markdown(dict(device="GPU", torch="2.x", date="2026-12-01", peak_tflops=800.0,
+                               peak_dtype="bfloat16", train=train, encode=encode, failed=[]))
+    assert "| large | ours | sentence | 300.0 | - | 3.00x | 40.0% | 20% | 10.0 | 1.0 |" in text
+    assert "takes 1.7 h here" in text        # the paper anchor stays on paragraph pairs

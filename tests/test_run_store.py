@@ -42,7 +42,8 @@ def fake_setup(tmp_path) -> SweepSetup:
     empty = pd.Series(dtype=object)
     return SweepSetup(profile="test", encoder="fake", checkpoint="fake", recipe=Recipe(),
                       texts_query=empty, texts_doc=empty, query_group=empty, doc_group=empty,
-                      train_groups=[], test_groups=[], annotations={}, annotator_names={},
+                      train_groups=[], test_groups=[], article_halves={"A": [], "B": []},
+                      annotations={}, annotator_names={},
                       fingerprints={"A": "rows-v1"}, eval_collection=None,
                       eval_spec={"dataset": "fake"}, store=RunStore(tmp_path / "store"))
 
@@ -91,6 +92,38 @@ def test_config_hash_tracks_what_changes_results(tmp_path):
 def test_grids():
     grid = sweep.threshold_grid(["en", "de"], [1, 3], [8, "all"])
     assert len(grid) == 8 and {s.size for s in grid} == {8, "all"}
+    assert {s.eval_scope for s in grid} == {"target"}
+    # seed variance at one size, the cross-lingual scope at the largest size's tau 1 and 3
+    grid = sweep.threshold_grid(["en"], [1, 2, 3], [8, 16], seeds=[0], seed_size=8,
+                                extra_seeds=[1, 2], crosslingual_taus=[1, 3])
+    assert len(grid) == 3 * (3 + 1)
+    assert sorted(s.seed for s in grid if s.size == 8 and s.tau == 2) == [0, 1, 2]
+    assert sorted((s.tau, s.size) for s in grid if s.eval_scope == "all") == [(1, 16), (3, 16)]
     mix = sweep.mixture_grid(["en", "de"], ["en", "de", "ar"], [1], 8)
-    assert [s.train_langs for s in mix] == [("en",), ("en", "de"), ("en", "ar"),
-                                            ("de",), ("de", "en"), ("de", "ar")]
+    assert [(s.train_langs, s.halves) for s in mix] == [
+        (("en",), ("A",)), (("en", "de"), ("A", "A")), (("en", "ar"), ("A", "A")),
+        (("en", "de"), ("A", "B")), (("en", "ar"), ("A", "B")),
+        (("de",), ("A",)), (("de", "en"), ("A", "A")), (("de", "ar"), ("A", "A")),
+        (("de", "en"), ("A", "B")), (("de", "ar"), ("A", "B"))]
+    assert [sweep.mixture_variant(s) for s in mix[:5]] == [None, "same", "same", "disjoint", "disjoint"]
+    assert len(sweep.mixture_grid(["en"], ["de"], [1, 3], 8, variants=["disjoint"])) == 4
+    with pytest.raises(ValueError, match="halves"):
+        RunSpec(("en", "de"), 1, 8, halves=("A",))
+    with pytest.raises(ValueError, match="eval_scope"):
+        RunSpec(("en",), 1, 8, eval_scope="everything")
+
+
+def test_study_grid_reads_the_profile():
+    from gradedrel.config import profile_config
+    cfg = profile_config("xquad")
+    g03, g04, g05 = (sweep.study_grid(cfg, part) for part in ("03", "04", "05"))
+    langs, taus, sizes = cfg["finetune_langs"], cfg["finetune_taus"], cfg["finetune_sizes"]
+    extra = len(langs) * len(taus) * len(cfg["finetune_extra_seeds"])
+    assert len(g03) == len(langs) * len(taus) * len(sizes) + extra
+    assert set(g05) <= set(g03) and len(g05) == len(langs) * len(cfg["crosslingual_taus"])
+    assert {s.size for s in g05} == {sizes[-1]}
+    n_mix = len(cfg["mixture_targets"]) * len(cfg["mixture_taus"]) * (
+        1 + len(cfg["mixture_variants"]) * (len(cfg["mixture_added"]) - 1))
+    assert len(g04) == n_mix
+    with pytest.raises(ValueError, match="part"):
+        sweep.study_grid(cfg, "06")

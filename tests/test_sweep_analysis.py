@@ -39,7 +39,10 @@ def filled(tmp_path):
             spec = RunSpec((lang,), tau, 8, annotator="A")
             put(setup, spec, {p: 0.5 + shift for p in pairs})
             specs[(lang, tau)] = spec
-    mix = RunSpec(("en", "de"), 1, 8, annotator="A")
+    alone = RunSpec(("en",), 1, 8, annotator="A", halves=("A",))
+    put(setup, alone, {p: 0.60 for p in pairs})
+    specs["alone"] = alone
+    mix = RunSpec(("en", "de"), 1, 8, annotator="A", halves=("A", "B"))
     put(setup, mix, {p: 0.62 for p in pairs}, positives=4)
     specs["mix"] = mix
     return setup, specs
@@ -65,9 +68,11 @@ def test_points_against_the_baseline(filled):
 
 def test_mixture_table_changes_against_the_target_alone(filled):
     setup, specs = filled
-    table = sa.mixture_table(setup, [specs[("en", 1)], specs["mix"]])
+    table = sa.mixture_table(setup, [specs["alone"], specs["mix"]])
     alone = table[table["added"] == "-"].iloc[0]
     mixed = table[table["added"] == "de"].iloc[0]
+    assert mixed["variant"] == "disjoint"
+    assert mixed["ci_low"] < 0.02 < mixed["ci_high"]
     assert alone["value"] == pytest.approx(0.60, abs=1e-6)
     assert alone["zero_shot"] == pytest.approx(0.50, abs=1e-6)
     assert mixed["change"] == pytest.approx(0.02, abs=1e-6)
@@ -110,3 +115,56 @@ def test_figures_draw(filled):
     rel = sa.relative_change_matrix(points, 1, 3, order=["en", "de"])
     assert sp.relative_change_heatmap(rel, "test") is not None
     assert len(sp.pair_curves(points, baseline, ["en", "de"], "test").axes) == 1
+
+
+def test_variant_contrast_sets_same_beside_disjoint(filled):
+    setup, specs = filled
+    same = RunSpec(("en", "de"), 1, 8, annotator="A", halves=("A", "A"))
+    put(setup, same, {p: 0.65 for p in [("en", "en"), ("en", "de"), ("de", "de"), ("de", "en")]})
+    table = sa.mixture_table(setup, [specs["alone"], specs["mix"], same])
+    contrast = sa.variant_contrast(table).iloc[0]
+    assert contrast["same"] == pytest.approx(0.05, abs=1e-6)
+    assert contrast["disjoint"] == pytest.approx(0.02, abs=1e-6)
+    assert contrast["same − disjoint"] == pytest.approx(0.03, abs=1e-6)
+    layout = sa.table1_layout(table, ["en"], ["de"], [1], variant="same")
+    assert layout.loc[("en", "de"), "tau=1"].startswith("+0.050")
+
+
+def test_mixture_claims_on_a_hand_made_table():
+    table = pd.DataFrame({
+        "target": ["ar"] * 5, "added": ["-", "-", "ru", "ru", "es"], "variant": ["-", "-", "disjoint", "disjoint", "disjoint"],
+        "tau": [1, 3, 1, 3, 1], "value": [0.6, 0.5, np.nan, np.nan, np.nan],
+        "change": [np.nan, np.nan, 0.02, -0.03, 0.01]})
+    claims = sa.mixture_claims(table).iloc[0]
+    assert claims["best τ alone"] == 1 and claims["best τ to add"] == 1
+    assert claims["change falls as τ rises"] and claims["additions that help"] == "2/3"
+    from gradedrel.paths import DATA_DIR
+    paper = sa.mixture_claims(pd.read_csv(DATA_DIR / "paper" / "threshold_table1.csv")).set_index("target")
+    # the paper's Arabic: no addition helps, and more so as tau rises (its §5)
+    assert paper.loc["ar", "additions that help"] == "0/12" and paper.loc["ar", "change falls as τ rises"]
+    assert paper.loc["es", "additions that help"] == "12/12"
+
+
+def test_size_trend_reads_the_papers_two_size_findings():
+    points = pd.DataFrame({
+        "annotator": "A", "target": "ar", "tau": [1, 1, 1, 3, 3, 3],
+        "size_value": [250, 500, 1000] * 2, "mean": [0.5, 0.6, 0.7, 0.4, 0.45, 0.5],
+        "delta": [-0.05, 0.02, 0.1, -0.2, -0.1, -0.01]})
+    trend = sa.size_trend(points).set_index("tau")
+    assert trend.loc[1, "dips_then_recovers"] and not trend.loc[1, "never_reaches_baseline"]
+    assert trend.loc[3, "never_reaches_baseline"] and not trend.loc[3, "dips_then_recovers"]
+    assert trend.loc[1, "delta_largest"] == pytest.approx(0.1)
+    assert trend["improves_with_size"].all()
+
+
+def test_seed_variance_only_where_several_seeds_ran():
+    points = pd.DataFrame({
+        "annotator": "A", "target": "en", "tau": 1, "size_value": [500, 500, 500, 1000],
+        "seed": [0, 1, 2, 0], "mean": [0.60, 0.62, 0.64, 0.7], "delta": [0.01, 0.03, -0.01, 0.1],
+        "ci_low": [-0.01, 0.0, -0.03, 0.08], "ci_high": [0.03, 0.06, 0.01, 0.12]})
+    var = sa.seed_variance(points)
+    assert len(var) == 1 and var["seeds"].iloc[0] == 3
+    assert var["seed_sd"].iloc[0] == pytest.approx(0.02)
+    assert var["seed_range"].iloc[0] == pytest.approx(0.04)
+    assert var["query_ci_half_width"].iloc[0] == pytest.approx(0.03)
+    assert var["delta_signs"].iloc[0] == "2+/1-"

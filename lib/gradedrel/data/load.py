@@ -1,5 +1,11 @@
 """`load_collection(cfg)`: the profile's data set in the normalised shape, optionally
-cut down (first `max_groups` articles, a seeded sample of `max_queries` per language)."""
+cut down (first `max_groups` articles, a seeded sample of `max_queries` per language).
+
+`load_collection(cfg, unit="sentence")` gives the threshold study's retrieval unit: on XQuAD,
+XQuAD-R's sentences of the same articles and questions (its eleven languages: XQuAD's
+twelve without Romanian), where a question's relevant document is its answer sentence.
+The profile key `unit` says which unit notebooks 01-05 annotate, train and evaluate on;
+notebooks 00 and 06 keep XQuAD's paragraphs, as their papers do."""
 from __future__ import annotations
 
 import numpy as np
@@ -37,6 +43,18 @@ def shrink(coll: Collection, max_groups=None, max_queries=None, seed: int = 0) -
     return coll
 
 
-def load_collection(cfg: dict) -> Collection:
-    coll = load_dataset_by_name(cfg["dataset"], cfg["langs"], **cfg.get("dataset_options", {}))
+UNITS = ("paragraph", "sentence")
+
+
+def load_collection(cfg: dict, unit: str = "paragraph") -> Collection:
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
+    if unit == "sentence":
+        if cfg["dataset"] != "xquad":
+            raise ValueError(f"the sentence unit is XQuAD-R's: dataset 'xquad', not {cfg['dataset']!r}")
+        from gradedrel.data.xquad_r import LANGS as SENTENCE_LANGS
+        from gradedrel.data.xquad_r import load_xquad_r
+        coll = load_xquad_r([lang for lang in cfg["langs"] if lang in SENTENCE_LANGS])
+    else:
+        coll = load_dataset_by_name(cfg["dataset"], cfg["langs"], **cfg.get("dataset_options", {}))
     return shrink(coll, cfg.get("max_groups"), cfg.get("max_queries"), cfg.get("sample_seed", 0))

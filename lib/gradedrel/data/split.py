@@ -25,3 +25,18 @@ def split_collection(collection, test_fraction: float = TEST_FRACTION, seed: int
     """{"train": Collection, "test": Collection}, split by the queries' groups."""
     parts = split_groups(collection.queries["group"], test_fraction, seed)
     return {name: collection.subset(groups=groups) for name, groups in parts.items()}
+
+
+HALVES_SEED = 7
+
+
+def halve_groups(groups, seed: int = HALVES_SEED) -> dict[str, list]:
+    """{"A": [...], "B": [...]}: the groups (e.g. the training articles) cut in two disjoint
+    halves, seeded (notebook 04's mixtures from disjoint articles)."""
+    unique = sorted(set(groups))
+    if len(unique) < 2:
+        raise ValueError("need at least two groups to halve")
+    order = np.random.default_rng(seed).permutation(len(unique))
+    half = len(unique) // 2
+    return {"A": sorted(unique[i] for i in order[:half]),
+            "B": sorted(unique[i] for i in order[half:])}

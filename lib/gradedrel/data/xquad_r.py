@@ -9,7 +9,9 @@ As a retrieval collection:
   corpus   one row per sentence: doc_id `LANG:aAApPsS` (article, paragraph, sentence
            index), group = the article title (the same titles as XQuAD, so XQuAD's
            article split applies unchanged)
-  queries  the questions; base_id = the SQuAD question id (parallel across languages)
+  queries  the questions; base_id = the SQuAD question id (parallel across languages);
+           gold_doc_id = the answer sentence, gold_paragraph = its paragraph's base id,
+           answers = the gold answer strings (XQuAD-R keeps one a question)
   qrels    grade 1 for the answer sentence, in *every* loaded language
 
 Sentence counts differ across languages (th 852 ... de 1276: translators split and merge
@@ -82,7 +84,8 @@ def _records(lang: str):
             for qa in para["qas"]:
                 s = answer_sentence_index(para["sentence_breaks"], qa["answers"][0]["answer_start"])
                 queries.append((make_id(lang, qa["id"]), qa["id"], lang, qa["question"].strip(),
-                                group, make_id(lang, f"a{a:02d}p{p}s{s}")))
+                                group, make_id(lang, f"a{a:02d}p{p}s{s}"), f"a{a:02d}p{p}",
+                                [ans["text"] for ans in qa["answers"]]))
     return docs, queries
 
 
@@ -116,7 +119,7 @@ def load_xquad_r(langs=LANGS) -> AnswerSentenceCollection:
     corpus = pd.DataFrame(docs, columns=["doc_id", "base_id", "lang", "text", "group",
                                          "paragraph_base_id"])
     queries = pd.DataFrame(queries, columns=["query_id", "base_id", "lang", "text", "group",
-                                             "gold_doc_id"])
+                                             "gold_doc_id", "gold_paragraph", "answers"])
     per_lang = queries.groupby("lang")["base_id"].apply(frozenset)
     if per_lang.nunique() > 1:
         raise ValueError(f"XQuAD-R files are not parallel: question ids differ across {list(per_lang.index)}")

@@ -12,7 +12,7 @@ import pandas as pd
 from scipy import stats
 
 from gradedrel.retrieval.metrics import paired_test
-from gradedrel.sweeps.grid import BASELINE, RunSpec, SweepSetup
+from gradedrel.sweeps.grid import BASELINE, RunSpec, SweepSetup, mixture_variant
 
 # The paper's resource levels (section 3.1, by MIRACL/Wikipedia size) for the languages
 # both studies have, and the threshold its Figure 5 finds each level prefers: "lower-resource
@@ -22,7 +22,7 @@ PAPER_RESOURCE_LEVEL = {"ar": "low", "ru": "high", "es": "high", "en": "very hig
 PAPER_PREFERS_LOW_TAU = {"low": True, "high": False, "very high": False}
 
 SPEC_COLUMNS = ["train_langs", "target", "tau", "size", "size_reading", "seed", "annotator",
-                "hard_negatives"]
+                "hard_negatives", "halves", "eval_scope"]
 ALPHA = 0.05
 
 
@@ -42,14 +42,25 @@ def _pair_series(values: pd.DataFrame, query_lang: str, doc_lang: str) -> pd.Ser
 def spec_columns(spec: RunSpec) -> dict:
     return {"train_langs": "+".join(spec.train_langs), "target": spec.target, "tau": spec.tau,
             "size": spec.size, "size_reading": spec.size_reading, "seed": spec.seed,
-            "annotator": spec.annotator, "hard_negatives": spec.hard_negatives}
+            "annotator": spec.annotator, "hard_negatives": spec.hard_negatives,
+            "halves": "".join(spec.halves), "eval_scope": spec.eval_scope}
+
+
+def difference_interval(a: pd.Series, b: pd.Series, level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean paired difference a - b over the shared queries."""
+    shared = a.index.intersection(b.index)
+    diff = (a[shared] - b[shared]).to_numpy(dtype=float)
+    if len(diff) < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+    return float(diff.mean() - half), float(diff.mean() + half)
 
 
 def compare_to_reference(setup: SweepSetup, specs, pairs="target", measure: str = "nDCG@10",
                          reference=lambda spec: BASELINE, method: str = "t") -> pd.DataFrame:
     """One row per (configuration, query language, corpus language): mean of `measure`,
-    the reference run's mean on the same queries, the difference, and a paired test over
-    queries (gradedrel.retrieval.metrics.paired_test; two-sided). `pairs`: "target" (the target
+    the reference run's mean on the same queries, the difference with its 95% t-interval,
+    and a paired test over queries (gradedrel.retrieval.metrics.paired_test; two-sided). `pairs`: "target" (the target
     language's monolingual pair), "all" (every evaluated pair) or a list of pairs.
     `reference(spec)` names the run compared against (default: the un-fine-tuned
     baseline; None: the configuration is left out). Adds Benjamini-Hochberg q-values over
@@ -84,12 +95,14 @@ def compare_to_reference(setup: SweepSetup, specs, pairs="target", measure: str 
             if len(a) < 2 or len(b) < 2:
                 continue
             test = paired_test(a, b, method=method)
-            rows.append({**spec_columns(spec), "query_lang": q_lang, "doc_lang": d_lang,
+            low, high = difference_interval(a, b)
+            rows.append({"config_hash": setup.config_hash(spec), **spec_columns(spec),
+                         "query_lang": q_lang, "doc_lang": d_lang,
                          "size_value": size_value, "n_positives": positives,
                          "steps": record.get("steps"),
                          "mean": float(a.mean()), "reference": float(b.reindex(a.index).mean()),
-                         "delta": test.mean_difference, "p_value": test.p_value,
-                         "n_queries": test.n_queries})
+                         "delta": test.mean_difference, "ci_low": low, "ci_high": high,
+                         "p_value": test.p_value, "n_queries": test.n_queries})
     out = pd.DataFrame(rows)
     if out.empty:
         return out
@@ -131,49 +144,78 @@ def check_preferred_tau(best: pd.DataFrame) -> pd.DataFrame:
     return shared
 
 
+def seed_variance(points: pd.DataFrame) -> pd.DataFrame:
+    """Per (annotator, language, tau, size) run with more than one seed: the seeds' means,
+    their standard deviation and range, beside the largest per-point 95% interval half-width
+    over queries: how much of a difference between points the seed alone can make."""
+    rows = []
+    for keys, g in points.groupby(["annotator", "target", "tau", "size_value"]):
+        if g["seed"].nunique() < 2:
+            continue
+        rows.append(dict(zip(["annotator", "target", "tau", "size_value"], keys),
+                         seeds=int(g["seed"].nunique()), mean=g["mean"].mean(),
+                         seed_sd=g["mean"].std(ddof=1), seed_range=g["mean"].max() - g["mean"].min(),
+                         query_ci_half_width=((g["ci_high"] - g["ci_low"]) / 2).max(),
+                         delta_signs=f"{int((g['delta'] > 0).sum())}+/{int((g['delta'] < 0).sum())}-"))
+    return pd.DataFrame(rows)
+
+
 def size_trend(points: pd.DataFrame) -> pd.DataFrame:
-    """Per (annotator, language, tau): delta vs baseline at the smallest and largest size."""
+    """Per (annotator, language, tau) curve, the paper's two size findings: its change
+    against the baseline at the smallest and the largest size (means over seeds), whether
+    it ends higher than it starts, whether it starts below the baseline and then recovers
+    (ends above it), and whether it never reaches the baseline at any size."""
     rows = []
     for (annot, lang, tau), g in points.groupby(["annotator", "target", "tau"]):
         g = g.groupby("size_value")[["delta", "mean"]].mean().sort_index()
+        first, last = g["delta"].iloc[0], g["delta"].iloc[-1]
         rows.append({"annotator": annot, "target": lang, "tau": tau,
-                     "smallest_size": g.index[0], "delta_smallest": g["delta"].iloc[0],
-                     "largest_size": g.index[-1], "delta_largest": g["delta"].iloc[-1],
-                     "improves_with_size": bool(g["mean"].iloc[-1] > g["mean"].iloc[0])})
+                     "smallest_size": g.index[0], "delta_smallest": first,
+                     "largest_size": g.index[-1], "delta_largest": last,
+                     "improves_with_size": bool(g["mean"].iloc[-1] > g["mean"].iloc[0]),
+                     "dips_then_recovers": bool(first < 0 < last),
+                     "never_reaches_baseline": bool((g["delta"] < 0).all())})
     return pd.DataFrame(rows)
 
 
 # --- notebook 04: mixtures (Table 1) -----------------------------------------------------
 
 def mixture_table(setup: SweepSetup, specs, measure: str = "nDCG@10", method: str = "t") -> pd.DataFrame:
-    """Rows (target, added, tau): the target-only fine-tuned mean ("-" rows carry it as
-    `value`) and, for mixtures, the change, the relative change (%) and a paired test of
-    the mixture against the target-only model over the target's queries."""
-    mono = {(s.target, s.tau, s.seed): s for s in specs if len(s.train_langs) == 1}
+    """Rows (target, added, variant, tau): the target-only fine-tuned mean ("-" rows carry it
+    as `value`) and, for mixtures, the change, the relative change (%) and a paired test of
+    the mixture against the target-only model over the target's queries. `variant`: "same"
+    (the added language from the target's articles) or "disjoint" (from other articles)."""
+    mono = {(s.target, s.tau, s.seed, s.halves): s for s in specs if len(s.train_langs) == 1}
     mixes = [s for s in specs if len(s.train_langs) == 2]
     alone = compare_to_reference(setup, list(mono.values()), "target", measure)
     vs_alone = compare_to_reference(
         setup, mixes, "target", measure, method=method,
-        reference=lambda s: mono.get((s.target, s.tau, s.seed)))   # none: no row
+        reference=lambda s: mono.get((s.target, s.tau, s.seed, s.halves[:1])))   # none: no row
     rows = []
     for r in alone.itertuples():
-        rows.append({"target": r.target, "added": "-", "tau": r.tau, "value": r.mean,
-                     "change": np.nan, "relative_change_pct": np.nan, "p_value": np.nan,
-                     "zero_shot": r.reference})
+        rows.append({"target": r.target, "added": "-", "variant": "-", "tau": r.tau, "value": r.mean,
+                     "change": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                     "relative_change_pct": np.nan, "p_value": np.nan, "zero_shot": r.reference,
+                     "n_queries": r.n_queries})
+    variants = {setup.config_hash(s): mixture_variant(s) for s in mixes}
     for r in vs_alone.itertuples():
-        rows.append({"target": r.target, "added": r.train_langs.split("+")[1], "tau": r.tau,
-                     "value": r.mean, "change": r.delta,
+        rows.append({"target": r.target, "added": r.train_langs.split("+")[1],
+                     "variant": variants[r.config_hash], "tau": r.tau,
+                     "value": r.mean, "change": r.delta, "ci_low": r.ci_low, "ci_high": r.ci_high,
                      "relative_change_pct": 100 * r.delta / r.reference if r.reference else np.nan,
-                     "p_value": r.p_value, "zero_shot": np.nan})
+                     "p_value": r.p_value, "zero_shot": np.nan, "n_queries": r.n_queries})
     return pd.DataFrame(rows)
 
 
-def table1_layout(table: pd.DataFrame, targets, added, taus) -> pd.DataFrame:
-    """The paper's Table 1 layout: '-' rows hold the value, others '+0.012 (+1.9%)'."""
+def table1_layout(table: pd.DataFrame, targets, added, taus, variant: str = "disjoint") -> pd.DataFrame:
+    """The paper's Table 1 layout for one variant: '-' rows hold the target-only value,
+    others '+0.012 (+1.9%)', `*` where the paired test gives p < 0.05."""
     cells = {}
     for r in table.itertuples():
         if r.added == "-":
             text = f"{r.value:.3f}"
+        elif r.variant != variant:
+            continue
         else:
             star = "*" if r.p_value < ALPHA else ""
             text = f"{r.change:+.3f} ({r.relative_change_pct:+.1f}%){star}"
@@ -192,7 +234,7 @@ def compare_table1(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     merged = ours.merge(paper, on=cols, suffixes=("_ours", "_paper"))
     merged = merged[merged["added"] != "-"]
     merged["same_sign"] = np.sign(merged["change_ours"]) == np.sign(merged["change_paper"])
-    return merged[cols + ["change_ours", "relative_change_pct_ours", "change_paper",
+    return merged[cols + ["variant", "change_ours", "relative_change_pct_ours", "change_paper",
                           "relative_change_pct_paper", "same_sign"]]
 
 
@@ -205,18 +247,19 @@ def crosslingual_points(setup: SweepSetup, specs, measure: str = "nDCG@10",
 
 
 def relative_change_matrix(points: pd.DataFrame, low: int = 1, high: int = 3,
-                           order=None) -> pd.DataFrame:
+                           order=None, columns=None) -> pd.DataFrame:
     """Table 2: 100 x (v(high) - v(low)) / v(low) for each query language (the model's
     training language) x corpus language; v is the mean over seeds of the model trained
-    on the query language."""
+    on the query language. `order` orders rows and, unless `columns` is given, columns."""
     own = points[points["target"] == points["query_lang"]]
     v = own.groupby(["query_lang", "doc_lang", "tau"])["mean"].mean().unstack("tau")
     if low not in v.columns or high not in v.columns:
         return pd.DataFrame()
     rel = (100 * (v[high] - v[low]) / v[low]).unstack("doc_lang")
     if order is not None:
-        order = [lang for lang in order if lang in rel.index or lang in rel.columns]
-        rel = rel.reindex(index=order, columns=order)
+        rows = [lang for lang in order if lang in rel.index or lang in rel.columns]
+        cols = rows if columns is None else [lang for lang in columns if lang in rel.columns]
+        rel = rel.reindex(index=rows, columns=cols)
     return rel
 
 
@@ -228,3 +271,35 @@ def compare_table2(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     merged = merged.rename(columns={"relative_change_pct": "paper_pct"})
     merged["same_sign"] = np.sign(merged["ours_pct"]) == np.sign(merged["paper_pct"])
     return merged
+
+
+def variant_contrast(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (target, added, tau): the mixture's change against the target alone when the
+    added language comes from the target's own articles ("same": on XQuAD its translations)
+    and from other articles ("disjoint"), and same minus disjoint: what parallel content
+    adds beyond more data in another language."""
+    mixes = table[table["added"] != "-"]
+    wide = mixes.pivot_table(index=["target", "added", "tau"], columns="variant", values="change")
+    if {"same", "disjoint"} <= set(wide.columns):
+        wide["same − disjoint"] = wide["same"] - wide["disjoint"]
+    return wide.reset_index()
+
+
+def mixture_claims(table: pd.DataFrame) -> pd.DataFrame:
+    """Per target (and variant, where the table has one): the tau at which the target alone is
+    best, the tau at which additions help most (mean change over them), whether that mean
+    falls as tau rises (the paper's Arabic pattern), and how many additions help. Works on
+    ours (mixture_table) and on the paper's Table 1 (data/paper/threshold_table1.csv)."""
+    table = table if "variant" in table else table.assign(variant=np.where(table["added"] == "-", "-", "paper"))
+    alone = table[table["added"] == "-"]
+    rows = []
+    for (target, variant), g in table[table["added"] != "-"].groupby(["target", "variant"]):
+        by_tau = g.groupby("tau")["change"].mean()
+        own = alone[alone["target"] == target].groupby("tau")["value"].mean()
+        rows.append({"target": target, "variant": variant,
+                     "best τ alone": int(own.idxmax()) if len(own) else None,
+                     "best τ to add": int(by_tau.idxmax()),
+                     "mean change per τ": ", ".join(f"τ={t}: {v:+.4f}" for t, v in by_tau.items()),
+                     "change falls as τ rises": bool(by_tau.is_monotonic_decreasing and len(by_tau) > 1),
+                     "additions that help": f"{int((g['change'] > 0).sum())}/{len(g)}"})
+    return pd.DataFrame(rows)

@@ -1,15 +1,20 @@
 """Fine-tuning sweeps: which configurations, their hashes, running them into a RunStore.
 
 A configuration (`RunSpec`) is: training languages (one: monolingual; two: a mixture,
-`size` instances of each), tau, size, size reading, seed, annotator, hard-negative flag.
-The empty spec `BASELINE` is the un-fine-tuned encoder. The recipe, the model, the
-annotation rows' fingerprint and the evaluation are shared by a sweep (`SweepSetup`) and
-enter every configuration's hash, so a changed recipe or re-annotated data never reuses a
-stale result.
+`size` instances of each), tau, size, size reading, seed, annotator, hard-negative flag,
+the half of the training articles each language draws from (`halves`: notebook 04's
+mixtures from the same or from disjoint articles; empty = all training articles), and what
+the run is evaluated on (`eval_scope`). The spec `BASELINE` is the un-fine-tuned encoder.
+The recipe, the model, the annotation rows' fingerprint and the evaluation are shared by a
+sweep (`SweepSetup`) and enter every configuration's hash, so a changed recipe or
+re-annotated data never reuses a stale result.
 
-Each run trains a fresh copy of the checkpoint, evaluates it at once on every
-query-language x corpus-language pair of the evaluation collection, and is discarded:
-notebooks 04 and 05 read the stored per-query metrics, so no fine-tuned weights are kept.
+Each run trains a fresh copy of the checkpoint with InfoNCE whose known false negatives are
+masked (`training.false_negatives`), evaluates it at once and is discarded: notebooks 03-05
+read the stored per-query metrics, so no fine-tuned weights are kept. `eval_scope`
+"target": the training target's own language pair (notebooks 03, 04); "all": every
+query-language x sentence-language pair and the pooled all-language retrieval of LAReQA
+(notebook 05; the baseline and the largest runs the cross-lingual table needs).
 
 Evaluation (`eval_dataset="xquad-r"`): XQuAD-R answer-sentence retrieval. Queries are the
 questions of the held-out test articles (data/split.py, on the profile's articles); with
@@ -26,18 +31,25 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from gradedrel.data.collection import Collection
-from gradedrel.data.split import split_groups
+from gradedrel.data.split import halve_groups, split_groups
 from gradedrel.paths import DATA_DIR, RESULTS_DIR
 from gradedrel.sweeps.run_store import RunStore
 from gradedrel.training import pairs as tp
+from gradedrel.training.false_negatives import LABEL_COLUMN, FalseNegativeMask, MaskedInfoNCELoss
 from gradedrel.training.finetune import Recipe, fine_tune
 
-RECIPE_VERSION = 1        # bump when training or evaluation code changes what a hash means
+RECIPE_VERSION = 2        # bump when training or evaluation code changes what a hash means
 EVAL_MEASURES = ("nDCG@10", "RR@10")
 EVAL_DEPTH = 10       # ranks kept per query: both measures stop at 10, so the values are exact
+POOLED = "pooled"     # doc_lang of LAReQA's all-language retrieval (eval_scope "all")
+POOLED_MEASURES = ("AP@20",)   # LAReQA's mAP@20: a question's answer sentence in every language
+POOLED_DEPTH = 20
+EVAL_SCOPES = ("target", "all")
+OUTCOME_COLUMNS = ["configuration", "config_hash", "status", "seconds"]
 EVAL_MAX_SEQ_LENGTH = 512
 # annotator key -> the dataset notebook 01 writes for it (A: the paper's down-sampled pool)
 ANNOTATION_FILES = {
@@ -56,6 +68,14 @@ class RunSpec:
     seed: int = 0
     annotator: str | None = None
     hard_negatives: bool = False
+    halves: tuple = ()          # per training language "A" or "B" (article halves); () = all
+    eval_scope: str = "target"  # "target": the target's own pair; "all": every pair + pooled
+
+    def __post_init__(self):
+        if self.eval_scope not in EVAL_SCOPES:
+            raise ValueError(f"eval_scope must be one of {EVAL_SCOPES}, got {self.eval_scope!r}")
+        if self.halves and len(self.halves) != len(self.train_langs):
+            raise ValueError(f"halves {self.halves} do not match training languages {self.train_langs}")
 
     @property
     def is_baseline(self) -> bool:
@@ -69,11 +89,13 @@ class RunSpec:
         if self.is_baseline:
             return "baseline"
         hn = " +hardneg" if self.hard_negatives else ""
+        halves = f" halves={''.join(self.halves)}" if self.halves else ""
+        scope = " eval=all" if self.eval_scope == "all" else ""
         return (f"{'+'.join(self.train_langs)} tau={self.tau} {self.size_reading}={self.size} "
-                f"seed={self.seed} annot={self.annotator}{hn}")
+                f"seed={self.seed} annot={self.annotator}{hn}{halves}{scope}")
 
 
-BASELINE = RunSpec()
+BASELINE = RunSpec(eval_scope="all")
 
 
 # --- grids -------------------------------------------------------------------------------
@@ -83,27 +105,84 @@ def _size(s):
 
 
 def threshold_grid(langs, taus, sizes, annotators=("A",), size_reading="instances",
-                   seeds=(0,), hard_negatives=False) -> list[RunSpec]:
-    """Monolingual runs: every language x tau x size (notebook 03)."""
-    return [RunSpec((lang,), int(tau), _size(size), size_reading, int(seed), annot, bool(hard_negatives))
-            for annot in annotators for lang in langs for tau in taus for size in sizes
-            for seed in seeds]
+                   seeds=(0,), hard_negatives=False, seed_size=None, extra_seeds=(),
+                   crosslingual_taus=(), crosslingual_size=None) -> list[RunSpec]:
+    """Monolingual runs: every language x tau x size x seed (notebook 03). At `seed_size`
+    the `extra_seeds` run too (seed variance); at `crosslingual_size` (default: the largest
+    size) the first seed's runs at `crosslingual_taus` are evaluated on every language pair
+    (notebook 05 reads them), the others on their own language."""
+    sizes = [_size(s) for s in sizes]
+    crosslingual_size = _size(crosslingual_size) if crosslingual_size is not None else sizes[-1]
+    specs = []
+    for annot in annotators:
+        for lang in langs:
+            for tau in taus:
+                for size in sizes:
+                    run_seeds = list(seeds) + ([s for s in extra_seeds if s not in seeds]
+                                               if seed_size is not None and size == _size(seed_size) else [])
+                    for seed in run_seeds:
+                        scope = ("all" if int(tau) in {int(t) for t in crosslingual_taus}
+                                 and size == crosslingual_size and seed == seeds[0] else "target")
+                        specs.append(RunSpec((lang,), int(tau), size, size_reading, int(seed), annot,
+                                             bool(hard_negatives), eval_scope=scope))
+    return specs
+
+
+MIXTURE_VARIANTS = {"same": ("A", "A"), "disjoint": ("A", "B")}
 
 
 def mixture_grid(targets, added, taus, size, annotator="A", size_reading="instances",
-                 seeds=(0,), hard_negatives=False) -> list[RunSpec]:
+                 seeds=(0,), hard_negatives=False, variants=("same", "disjoint")) -> list[RunSpec]:
     """For each target: `size` target instances alone, and with `size` of each other
-    language added (notebook 04, the paper's Table 1)."""
+    language added (notebook 04, the paper's Table 1). The target draws from half A of the
+    training articles in every run; the added language from the same half ("same": on
+    XQuAD, translations of the same articles, i.e. parallel augmentation) or from the other
+    half ("disjoint": independent articles, as the paper's corpora are)."""
+    unknown = set(variants) - set(MIXTURE_VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown mixture variants {sorted(unknown)}; {sorted(MIXTURE_VARIANTS)}")
     specs = []
+    common = dict(size=_size(size), size_reading=size_reading, annotator=annotator,
+                  hard_negatives=bool(hard_negatives))
     for target in targets:
         for tau in taus:
             for seed in seeds:
-                specs.append(RunSpec((target,), int(tau), _size(size), size_reading, int(seed),
-                                     annotator, bool(hard_negatives)))
-                specs += [RunSpec((target, other), int(tau), _size(size), size_reading,
-                                  int(seed), annotator, bool(hard_negatives))
-                          for other in added if other != target]
+                specs.append(RunSpec((target,), int(tau), seed=int(seed), halves=("A",), **common))
+                specs += [RunSpec((target, other), int(tau), seed=int(seed),
+                                  halves=MIXTURE_VARIANTS[variant], **common)
+                          for variant in variants for other in added if other != target]
     return specs
+
+
+def mixture_variant(spec: RunSpec) -> str | None:
+    """"same" / "disjoint" for a mixture, None otherwise."""
+    for name, halves in MIXTURE_VARIANTS.items():
+        if len(spec.train_langs) == 2 and spec.halves == halves:
+            return name
+    return None
+
+
+STUDY_PARTS = ("03", "04", "05")
+
+
+def study_grid(cfg: dict, part: str, annotators=None) -> list[RunSpec]:
+    """The configurations notebook `part` reads, from a profile config: "03" the threshold x
+    size grid (seeds and cross-lingual scopes included), "04" the mixtures, "05" the runs
+    evaluated on every language pair (a subset of 03's, the same configurations)."""
+    if part in ("03", "05"):
+        specs = threshold_grid(
+            cfg["finetune_langs"], cfg["finetune_taus"], cfg["finetune_sizes"],
+            annotators or cfg["finetune_annotators"], cfg["finetune_size_reading"],
+            cfg["finetune_seeds"], cfg["finetune_hard_negatives"],
+            seed_size=cfg.get("finetune_seed_size"), extra_seeds=cfg.get("finetune_extra_seeds", ()),
+            crosslingual_taus=cfg.get("crosslingual_taus", ()))
+        return specs if part == "03" else [s for s in specs if s.eval_scope == "all"]
+    if part == "04":
+        return mixture_grid(cfg["mixture_targets"], cfg["mixture_added"], cfg["mixture_taus"],
+                            cfg["mixture_size"], (annotators or ["A"])[0], cfg["finetune_size_reading"],
+                            cfg["finetune_seeds"], cfg["finetune_hard_negatives"],
+                            variants=cfg.get("mixture_variants", ("same", "disjoint")))
+    raise ValueError(f"part must be one of {STUDY_PARTS}, got {part!r}")
 
 
 # --- setup -------------------------------------------------------------------------------
@@ -120,6 +199,7 @@ class SweepSetup:
     doc_group: pd.Series
     train_groups: list
     test_groups: list
+    article_halves: dict           # "A" / "B" -> training articles (mixtures)
     annotations: dict              # annotator key -> parsed train-split rows
     annotator_names: dict
     fingerprints: dict
@@ -157,6 +237,33 @@ class SweepSetup:
         blob = json.dumps(self.spec_dict(spec), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def language_rows(self, spec: RunSpec, lang: str, half: str | None) -> pd.DataFrame:
+        """The annotated rows a language of `spec` draws from: all train-split rows, or
+        those whose query's article is in the given half."""
+        rows = self.annotations[spec.annotator]
+        if half is not None:
+            rows = rows[rows["query_id"].map(self.query_group).isin(self.article_halves[half])]
+        return rows
+
+    def training_rows(self, spec: RunSpec) -> tuple[pd.DataFrame, dict]:
+        """The positive (query_id, doc_id[, negative_id]) rows of a configuration, and
+        counts per language (instances drawn, positives kept). Raises ValueError where the
+        pool is too small."""
+        parts, counts = [], {"instances": {}, "positives": {}}
+        for i, lang in enumerate(spec.train_langs):
+            pool = self.language_rows(spec, lang, spec.halves[i] if spec.halves else None)
+            sample = tp.sample_language(pool, lang, spec.size, spec.tau, spec.size_reading, spec.seed)
+            positives = tp.positive_pairs(sample, spec.tau)
+            if spec.hard_negatives:
+                positives, neg_counts = tp.add_hard_negatives(positives, sample, spec.tau,
+                                                              self.doc_group, seed=spec.seed)
+                for k, v in neg_counts.items():
+                    counts.setdefault(f"negatives_{k}", {})[lang] = v
+            counts["instances"][lang] = len(sample)
+            counts["positives"][lang] = len(positives)
+            parts.append(positives)
+        return pd.concat(parts, ignore_index=True), counts
+
 
 def recipe_from_config(cfg: dict) -> Recipe:
     return Recipe(learning_rate=float(cfg["finetune_lr"]), batch_size=int(cfg["finetune_batch_size"]),
@@ -171,7 +278,7 @@ def store_folder(profile: str) -> Path:
 
 def _training_collection(cfg: dict) -> Collection:
     from gradedrel.data.load import load_collection
-    coll = load_collection(cfg)
+    coll = load_collection(cfg, unit=cfg.get("unit", "paragraph"))
     if cfg.get("query_source") == "llm":
         from gradedrel.annotation.pipeline import read_jsonl, with_generated_queries
         path = DATA_DIR / "annotation" / cfg["profile"] / "generated_queries.jsonl"
@@ -201,16 +308,25 @@ def evaluation_collection(cfg: dict, training: Collection, test_groups) -> tuple
         raise ValueError(f"the evaluation collection ({dataset}, {pool}) has no queries")
     spec = {"dataset": dataset, "pool": pool, "langs": sorted(coll.languages),
             "test_groups": sorted(test_groups), "measures": list(EVAL_MEASURES),
-            "max_seq_length": EVAL_MAX_SEQ_LENGTH, "depth": EVAL_DEPTH}
+            "max_seq_length": EVAL_MAX_SEQ_LENGTH, "depth": EVAL_DEPTH,
+            "pooled": {"measures": list(POOLED_MEASURES), "depth": POOLED_DEPTH}}
     return coll, spec
 
 
-def load_annotations(profile: str, query_group, doc_group, train_groups, check_docs: bool):
+def annotation_folder(cfg: dict) -> Path:
+    """Where notebook 01's data sets for this sweep are: `annotation_dir` if the config
+    names one, else the results folder of `annotation_profile` (default: the profile)."""
+    if cfg.get("annotation_dir"):
+        return Path(cfg["annotation_dir"])
+    return RESULTS_DIR / cfg.get("annotation_profile", cfg["profile"])
+
+
+def load_annotations(folder: Path, query_group, doc_group, train_groups, check_docs: bool):
     """Annotator key -> (parsed train-split rows, annotator display name), for every
-    dataset notebook 01 has written for the profile."""
+    data set notebook 01 has written into `folder`."""
     out = {}
     for key, name in ANNOTATION_FILES.items():
-        path = RESULTS_DIR / profile / name
+        path = Path(folder) / name
         if not path.exists():
             continue
         raw = pd.read_parquet(path)
@@ -228,7 +344,7 @@ def prepare_sweep(cfg: dict, store: RunStore | None = None, build_checkpoint: bo
     parts = split_groups(training.queries["group"])
     query_group = training.queries.set_index("query_id")["group"]
     doc_group = training.corpus.set_index("doc_id")["group"]
-    annotations = load_annotations(cfg["profile"], query_group, doc_group, parts["train"],
+    annotations = load_annotations(annotation_folder(cfg), query_group, doc_group, parts["train"],
                                    check_docs=training.shares_groups)
     eval_coll, eval_spec = evaluation_collection(cfg, training, parts["test"])
     choice = cfg["finetune_encoder"]
@@ -249,6 +365,7 @@ def prepare_sweep(cfg: dict, store: RunStore | None = None, build_checkpoint: bo
         texts_doc=training.corpus.set_index("doc_id")["text"],
         query_group=query_group, doc_group=doc_group,
         train_groups=parts["train"], test_groups=parts["test"],
+        article_halves=halve_groups(parts["train"]),
         annotations={k: v[0] for k, v in annotations.items()},
         annotator_names={k: v[1] for k, v in annotations.items()},
         fingerprints={k: tp.rows_fingerprint(v[0]) for k, v in annotations.items()},
@@ -259,7 +376,8 @@ def prepare_sweep(cfg: dict, store: RunStore | None = None, build_checkpoint: bo
 
 def split_feasible(setup: SweepSetup, specs) -> tuple[list[RunSpec], pd.DataFrame]:
     """(specs that can run, a table of the dropped ones and why): an annotator without
-    data, or a size beyond a language's train-split pool."""
+    data, a size beyond a language's pool (its train-split rows, or its article half), or
+    fewer than two positives."""
     keep, dropped = [], []
     for spec in specs:
         if spec.is_baseline:
@@ -268,19 +386,14 @@ def split_feasible(setup: SweepSetup, specs) -> tuple[list[RunSpec], pd.DataFram
         if spec.annotator not in setup.annotations:
             dropped.append((spec.label(), f"no dataset for annotator {spec.annotator!r}"))
             continue
-        rows, reason, n_pos = setup.annotations[spec.annotator], None, 0
-        for lang in spec.train_langs:
-            try:
-                sample = tp.sample_language(rows, lang, spec.size, spec.tau, spec.size_reading,
-                                            spec.seed)
-            except ValueError as exc:
-                reason = str(exc)
-                break
-            n_pos += int(tp.binarise(sample, spec.tau).sum())
-        if reason is None and n_pos < 2:
-            reason = f"{n_pos} positive pair(s) at tau={spec.tau}; in-batch negatives need 2"
-        if reason:
-            dropped.append((spec.label(), reason))
+        try:
+            positives, _ = setup.training_rows(spec)
+        except ValueError as exc:
+            dropped.append((spec.label(), str(exc)))
+            continue
+        if len(positives) < 2:
+            dropped.append((spec.label(), f"{len(positives)} positive pair(s) at tau={spec.tau}; "
+                                          "in-batch negatives need 2"))
         else:
             keep.append(spec)
     return keep, pd.DataFrame(dropped, columns=["configuration", "reason"])
@@ -289,46 +402,57 @@ def split_feasible(setup: SweepSetup, specs) -> tuple[list[RunSpec], pd.DataFram
 # --- running -----------------------------------------------------------------------------
 
 def training_pairs(setup: SweepSetup, spec: RunSpec) -> tuple[pd.DataFrame, dict]:
-    """The positive (query, passage[, negative]) texts of a configuration, and counts."""
-    rows = setup.annotations[spec.annotator]
-    parts, counts = [], {"instances": {}, "positives": {}}
-    for lang in spec.train_langs:
-        sample = tp.sample_language(rows, lang, spec.size, spec.tau, spec.size_reading, spec.seed)
-        positives = tp.positive_pairs(sample, spec.tau)
-        if spec.hard_negatives:
-            positives, neg_counts = tp.add_hard_negatives(positives, sample, spec.tau,
-                                                          setup.doc_group, seed=spec.seed)
-            for k, v in neg_counts.items():
-                counts.setdefault(f"negatives_{k}", {})[lang] = v
-        counts["instances"][lang] = len(sample)
-        counts["positives"][lang] = len(positives)
-        parts.append(positives)
-    pairs = tp.with_texts(pd.concat(parts, ignore_index=True), setup.texts_query, setup.texts_doc)
+    """The positive (query, passage[, negative]) texts of a configuration, with their ids
+    and a `label` column of row numbers (the false-negative mask's index), and counts."""
+    rows, counts = setup.training_rows(spec)
+    pairs = tp.with_texts(rows, setup.texts_query, setup.texts_doc)
     if spec.hard_negatives:
         pairs["negative"] = pairs["negative_id"].map(setup.texts_doc).to_numpy()
-    return pairs, counts
+    return pairs.assign(**{LABEL_COLUMN: range(len(pairs))}), counts
 
 
-def evaluate_model(setup: SweepSetup, model) -> pd.DataFrame:
-    """Per-query metrics on every query-language x corpus-language pair of the evaluation
-    collection (retrieval.evaluate.evaluate_pairs' computation, without progress bars)."""
+def false_negative_mask(setup: SweepSetup, spec: RunSpec, pairs: pd.DataFrame) -> FalseNegativeMask:
+    """The mask of the run's batches: every grade the annotator gave on the training pool,
+    the run's tau, and the articles of queries and passages."""
+    return FalseNegativeMask(pairs, setup.annotations[spec.annotator], spec.tau,
+                             setup.query_group, setup.doc_group)
+
+
+def evaluate_model(setup: SweepSetup, model, spec: RunSpec = BASELINE) -> pd.DataFrame:
+    """Per-query metrics of `spec`'s evaluation scope: "target", the target language's
+    questions against its sentences; "all", every query-language x corpus-language pair of
+    the evaluation collection and, per query language, the pooled retrieval over every
+    language's sentences at once (LAReQA; doc_lang "pooled": all answer sentences relevant)."""
     from gradedrel.retrieval.encode import encode
     from gradedrel.retrieval.metrics import evaluate
     from gradedrel.retrieval.search import search
 
     model.max_seq_length = EVAL_MAX_SEQ_LENGTH
     coll, frames = setup.eval_collection, []
-    langs = coll.languages
+    if spec.eval_scope == "all":
+        langs = coll.languages
+        pairs = [(q, d) for q in langs for d in langs]
+    else:
+        if spec.target not in coll.languages:
+            raise ValueError(f"the evaluation collection has no {spec.target!r}")
+        langs, pairs = [spec.target], [(spec.target, spec.target)]
     q_emb = {lang: encode(model, coll.topics(lang)["text"], "query", setup.encode_batch_size,
                           show_progress=False) for lang in langs}
     d_emb = {lang: encode(model, coll.docs(lang)["text"], "passage", setup.encode_batch_size,
                           show_progress=False) for lang in langs}
-    for q_lang in langs:
-        for d_lang in langs:
-            topics, docs = coll.topics(q_lang), coll.docs(d_lang)
-            run = search(q_emb[q_lang], d_emb[d_lang], topics["query_id"], docs["doc_id"], EVAL_DEPTH)
-            per_query = evaluate(coll.qrels_dict(q_lang, d_lang), run, EVAL_MEASURES)
-            frames.append(per_query.assign(query_lang=q_lang, doc_lang=d_lang))
+    for q_lang, d_lang in pairs:
+        topics, docs = coll.topics(q_lang), coll.docs(d_lang)
+        run = search(q_emb[q_lang], d_emb[d_lang], topics["query_id"], docs["doc_id"], EVAL_DEPTH)
+        per_query = evaluate(coll.qrels_dict(q_lang, d_lang), run, EVAL_MEASURES)
+        frames.append(per_query.assign(query_lang=q_lang, doc_lang=d_lang))
+    if spec.eval_scope == "all":
+        all_docs = pd.concat([coll.docs(lang)["doc_id"] for lang in langs], ignore_index=True)
+        all_emb = np.concatenate([d_emb[lang] for lang in langs])
+        for q_lang in langs:
+            topics = coll.topics(q_lang)
+            run = search(q_emb[q_lang], all_emb, topics["query_id"], all_docs, POOLED_DEPTH)
+            per_query = evaluate(coll.qrels_dict(q_lang), run, POOLED_MEASURES)
+            frames.append(per_query.assign(query_lang=q_lang, doc_lang=POOLED))
     return pd.concat(frames, ignore_index=True)[["query_lang", "doc_lang", "query_id", "measure", "value"]]
 
 
@@ -342,14 +466,17 @@ def run_one(setup: SweepSetup, spec: RunSpec) -> tuple[dict, pd.DataFrame]:
     model = setup.fresh_model()
     if not spec.is_baseline:
         pairs, counts = training_pairs(setup, spec)
-        outcome = fine_tune(model, pairs, setup.recipe, seed=spec.seed)
+        mask = false_negative_mask(setup, spec, pairs)
+        loss = MaskedInfoNCELoss(model, mask, scale=setup.recipe.loss_scale)
+        outcome = fine_tune(model, pairs, setup.recipe, seed=spec.seed, loss=loss)
         # the trained weights are no longer the checkpoint's: no embedding cache for them
         model.model_id = None
         record.update(counts=counts, steps=outcome.steps, train_seconds=outcome.seconds,
                       seconds_per_step=round(outcome.seconds / max(outcome.steps, 1), 3),
-                      train_loss=outcome.train_loss, n_pairs=outcome.pairs)
+                      train_loss=outcome.train_loss, n_pairs=outcome.pairs,
+                      masked_negatives=mask.masked, in_batch_negatives=mask.candidates)
     eval_start = time.perf_counter()
-    per_query = evaluate_model(setup, model)
+    per_query = evaluate_model(setup, model, spec)
     record.update(eval_seconds=round(time.perf_counter() - eval_start, 2),
                   seconds=round(time.perf_counter() - start, 2))
     provenance = run_record()
@@ -369,6 +496,28 @@ def _release_accelerator_memory() -> None:
         pass
 
 
+def run_and_store(setup: SweepSetup, spec: RunSpec) -> tuple[str, str, str, float | None]:
+    """Run one configuration and write its record (finished or failed) to the store:
+    (label, config hash, status, seconds). A failure is recorded, not raised: one bad
+    configuration must not stop a sweep."""
+    config_hash = setup.config_hash(spec)
+    start = time.perf_counter()
+    try:
+        record, per_query = run_one(setup, spec)
+    except Exception as exc:  # noqa: BLE001
+        seconds = round(time.perf_counter() - start, 1)
+        _release_accelerator_memory()   # e.g. after a CUDA out-of-memory error
+        setup.store.write_failed(
+            {"config_hash": config_hash, "label": spec.label(), **setup.spec_dict(spec),
+             "profile": setup.profile, "seconds": seconds},
+            error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}")
+        return spec.label(), config_hash, f"failed: {type(exc).__name__}: {exc}", seconds
+    setup.store.write_finished(record, per_query)
+    detail = (f" ({record['steps']} steps, train {record['train_seconds']:.1f} s, "
+              f"eval {record['eval_seconds']:.1f} s)" if "steps" in record else "")
+    return spec.label(), config_hash, "finished" + detail, record["seconds"]
+
+
 def run_sweep(setup: SweepSetup, specs, log=print) -> pd.DataFrame:
     """Run every configuration not yet finished in the store (the baseline first); a
     failure is recorded and the sweep goes on. Returns what happened to each."""
@@ -379,22 +528,7 @@ def run_sweep(setup: SweepSetup, specs, log=print) -> pd.DataFrame:
         if setup.store.is_finished(config_hash):
             outcome.append((spec.label(), config_hash, "skipped (finished)", None))
             continue
-        start = time.perf_counter()
-        try:
-            record, per_query = run_one(setup, spec)
-        except Exception as exc:  # noqa: BLE001 -- one bad configuration must not stop a sweep
-            seconds = round(time.perf_counter() - start, 1)
-            _release_accelerator_memory()   # e.g. after a CUDA out-of-memory error
-            setup.store.write_failed(
-                {"config_hash": config_hash, "label": spec.label(), **setup.spec_dict(spec),
-                 "profile": setup.profile, "seconds": seconds},
-                error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}")
-            outcome.append((spec.label(), config_hash, f"failed: {type(exc).__name__}: {exc}", seconds))
-            log(f"[{i}/{len(specs)}] FAILED {spec.label()}: {type(exc).__name__}: {exc}")
-            continue
-        setup.store.write_finished(record, per_query)
-        outcome.append((spec.label(), config_hash, "finished", record["seconds"]))
-        log(f"[{i}/{len(specs)}] {spec.label()}: {record['seconds']:.1f} s"
-            + (f" ({record['steps']} steps, train {record['train_seconds']:.1f} s, "
-               f"eval {record['eval_seconds']:.1f} s)" if "steps" in record else ""))
-    return pd.DataFrame(outcome, columns=["configuration", "config_hash", "status", "seconds"])
+        label, config_hash, status, seconds = run_and_store(setup, spec)
+        outcome.append((label, config_hash, status, seconds))
+        log(f"[{i}/{len(specs)}] {label}: {status}" + (f", {seconds:.1f} s" if seconds is not None else ""))
+    return pd.DataFrame(outcome, columns=OUTCOME_COLUMNS)

@@ -3,7 +3,8 @@
 threshold_curves        Figure 5 / 6: nDCG@10 against training size, a line per tau, the
                         un-fine-tuned baseline dashed, one subplot per language; filled
                         markers where the point differs from the baseline significantly
-                        (Benjamini-Hochberg q < 0.05 over the figure's points)
+                        (Benjamini-Hochberg q < 0.05 over the figure's points); 95%
+                        intervals over questions, single seeds where several ran
 relative_change_heatmap Table 2 as a red-green heatmap (red: tau=1 better)
 pair_curves             Figure 7: for each language pair, both directions against tau,
                         each with its baseline dashed
@@ -31,29 +32,38 @@ def _grid(n: int, ncols: int, width: float = 3.4, height: float = 2.8):
 
 def threshold_curves(points: pd.DataFrame, baseline: pd.DataFrame, langs, title: str,
                      measure: str = "nDCG@10", ncols: int = 4, test: str = "paired t-test"):
-    """`points`: sweeps.analysis.compare_to_reference(..., "target") rows of one annotator."""
+    """`points`: sweeps.analysis.compare_to_reference(..., "target") rows of one annotator.
+    A point is the mean over seeds; its bar is the 95% interval over queries of its
+    difference from the baseline (the first seed's), drawn around the point; where several
+    seeds ran, each seed is a small dot beside it."""
     langs = [lang for lang in langs if lang in set(points["target"])]
     fig, axes = _grid(len(langs), ncols)
     for ax, lang in zip(axes, langs):
         mine = points[points["target"] == lang]
         for tau, g in mine.groupby("tau"):
-            g = (g.groupby("size_value").agg(mean=("mean", "mean"),
-                                             significant=("significant", "all"))
-                 .sort_index())
+            first = g[g["seed"] == g["seed"].min()].groupby("size_value")
+            half = ((first["ci_high"].mean() - first["ci_low"].mean()) / 2) if "ci_low" in g else None
+            agg = (g.groupby("size_value").agg(mean=("mean", "mean"), significant=("significant", "all"),
+                                               seeds=("seed", "nunique")).sort_index())
             colour = TAU_COLOURS.get(tau, "grey")
-            ax.plot(g.index, g["mean"], "-", color=colour, label=f"τ={tau}")
-            ax.scatter(g.index, g["mean"], s=28, zorder=3, edgecolors=colour,
-                       facecolors=[colour if s else "white" for s in g["significant"]])
+            ax.errorbar(agg.index, agg["mean"], yerr=None if half is None else half.reindex(agg.index),
+                        fmt="-", color=colour, capsize=2, lw=1.2, label=f"τ={tau}")
+            ax.scatter(agg.index, agg["mean"], s=28, zorder=3, edgecolors=colour,
+                       facecolors=[colour if s else "white" for s in agg["significant"]])
+            several = g[g["size_value"].isin(agg.index[agg["seeds"] > 1])]
+            if len(several):
+                ax.scatter(several["size_value"], several["mean"], s=8, color=colour, alpha=0.6,
+                           marker="x", zorder=2)
         if lang in baseline.index:
             ax.axhline(baseline.loc[lang, lang], ls="--", color="black", lw=1, label="baseline")
-        ax.set_title(lang)
+        ax.set_title(f"{lang} (n={int(mine['n_queries'].median())} questions)", fontsize=9)
         ax.set_xlabel("training size")
         ax.set_ylabel(measure)
         ax.grid(alpha=0.3)
     if langs:
         axes[0].legend(fontsize=8)
-    fig.suptitle(title + f"\n(filled marker: differs from the baseline, {test}, BH q < 0.05)",
-                 fontsize=10)
+    fig.suptitle(title + f"\n(filled marker: differs from the baseline, {test}, BH q < 0.05; bars: 95% "
+                 "interval over questions; x: single seeds)", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -15,6 +15,7 @@ wins. A sweep skips hashes whose latest status is "finished" and retries failed 
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -85,9 +86,14 @@ class RunStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         line = json.dumps(record, ensure_ascii=False, sort_keys=True, default=str)
         with open(self.index, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+            # several processes may append at once (sweeps/parallel.py): one line at a time
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                fh.write(line + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def write_finished(self, record: dict, per_query: pd.DataFrame) -> None:
         missing = [c for c in PER_QUERY_COLUMNS if c not in per_query.columns]

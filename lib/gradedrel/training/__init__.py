@@ -6,5 +6,6 @@ length-bucketed batches that never hold a text twice.
 
   pairs             binarisation at tau, training sizes, hard negatives
   length_bucketing  the batch sampler (length buckets, no duplicate texts)
+  false_negatives   InfoNCE with the annotations' known false negatives masked
   finetune          the InfoNCE recipe, speed settings, the trainer
 """

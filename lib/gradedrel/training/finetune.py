@@ -133,7 +133,10 @@ def build_trainer(model, pairs: pd.DataFrame, recipe: Recipe, output_dir, seed: 
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from transformers.trainer_callback import PrinterCallback
 
-    columns = ["query", "passage"] + (["negative"] if "negative" in pairs.columns else [])
+    # a `label` column (row numbers) reaches the loss as `labels`, as sentence-transformers'
+    # collator hands it over: training.false_negatives' mask reads it
+    columns = (["query", "passage"] + (["negative"] if "negative" in pairs.columns else [])
+               + (["label"] if "label" in pairs.columns else []))
     missing = [c for c in ("query", "passage") if c not in pairs.columns]
     if missing:
         raise ValueError(f"training pairs lack columns {missing}")
@@ -168,12 +171,13 @@ def build_trainer(model, pairs: pd.DataFrame, recipe: Recipe, output_dir, seed: 
 
 
 def fine_tune(model, pairs: pd.DataFrame, recipe: Recipe = Recipe(), seed: int = 0,
-              speed: Speed = Speed()) -> TrainingOutcome:
+              speed: Speed = Speed(), loss=None) -> TrainingOutcome:
     """Train `model` in place on `pairs` (columns `query`, `passage`, optionally
-    `negative`: texts without prefixes). Nothing is written to disk but a temporary
-    trainer folder, removed afterwards."""
+    `negative`: texts without prefixes; `label`: row numbers for a loss that reads them).
+    `loss` defaults to InfoNCE with in-batch negatives. Nothing is written to disk but a
+    temporary trainer folder, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="gradedrel-train-") as out:
-        trainer = build_trainer(model, pairs, recipe, out, seed=seed, speed=speed)
+        trainer = build_trainer(model, pairs, recipe, out, seed=seed, speed=speed, loss=loss)
         start = time.perf_counter()
         result = trainer.train()
         seconds = time.perf_counter() - start

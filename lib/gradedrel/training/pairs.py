@@ -138,3 +138,15 @@ def rows_fingerprint(rows: pd.DataFrame) -> str:
     key = rows[ROW_COLUMNS].astype({"score": "Int64"}).sort_values(["query_id", "doc_id"])
     h = hashlib.sha256(pd.util.hash_pandas_object(key, index=False).to_numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def positives_per_tau(rows: pd.DataFrame, taus=(1, 2, 3)) -> pd.DataFrame:
+    """Per language: annotated instances, and the positive pairs (and their share) that each
+    tau keeps from them: how different the training sets of the thresholds are."""
+    parsed = parsed_rows(rows)
+    out = parsed.groupby("lang").size().rename("instances").to_frame()
+    for tau in taus:
+        kept = parsed[binarise(parsed, tau)].groupby("lang").size()
+        out[f"positives τ={tau}"] = kept.reindex(out.index, fill_value=0)
+        out[f"share τ={tau}"] = (out[f"positives τ={tau}"] / out["instances"]).round(3)
+    return out

@@ -1,0 +1,104 @@
+"""Several fine-tunes at once: worker processes that share one GPU, or the CPU's cores.
+
+A me5-small fine-tune on a few thousand sentence pairs leaves an H200 mostly idle: its
+batches are small and its steps short. `run_sweep_parallel` therefore packs the grid onto
+the device: `workers` processes each prepare their own `SweepSetup` (their own copy of the
+checkpoint), take configurations from one queue, longest first, and run each exactly as
+`run_sweep` does (`grid.run_and_store`), writing to the shared run store, whose appends are
+serialised by a file lock. A killed worker loses only the run it was on; a rerun skips what
+the store holds, as a single-process sweep does. On the CPU each worker gets
+cores // workers threads, which is how the tests rehearse this code path.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue as queue_module
+import time
+
+import pandas as pd
+
+from gradedrel.sweeps.grid import BASELINE, OUTCOME_COLUMNS, RunSpec, prepare_sweep, run_and_store
+from gradedrel.sweeps.run_store import RunStore
+
+POLL_SECONDS = 5.0
+
+
+def estimated_cost(setup, spec: RunSpec) -> float:
+    """Training pairs times epochs (0 for the baseline), plus the evaluation's share: the
+    order in which the queue hands runs out (longest first packs best)."""
+    if spec.is_baseline:
+        return 1e12          # the reference every table needs: first
+    try:
+        pairs, _ = setup.training_rows(spec)
+    except ValueError:
+        return 0.0
+    return len(pairs) * setup.recipe.epochs + (1e4 if spec.eval_scope == "all" else 0)
+
+
+def _worker(cfg: dict, store_folder: str, tasks, outcomes, threads: int | None, worker: int) -> None:
+    import torch
+    if threads:
+        torch.set_num_threads(threads)
+    setup = prepare_sweep(cfg, RunStore(store_folder))
+    while True:
+        spec = tasks.get()
+        if spec is None:
+            return
+        outcomes.put((worker, *run_and_store(setup, spec)))
+
+
+def run_sweep_parallel(cfg: dict, specs, workers: int = 2, setup=None, log=print) -> pd.DataFrame:
+    """`run_sweep` over `workers` processes. `setup`: the parent's (prepared from `cfg` if
+    absent; it builds the pruned checkpoint once, before the workers start, so they do not
+    race to write it). Returns what happened to each configuration."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    setup = setup or prepare_sweep(cfg)
+    specs = [BASELINE] + [s for s in dict.fromkeys(specs) if not s.is_baseline]
+    outcome, todo = [], []
+    for spec in specs:
+        h = setup.config_hash(spec)
+        if setup.store.is_finished(h):
+            outcome.append((spec.label(), h, "skipped (finished)", None))
+        else:
+            todo.append(spec)
+    todo.sort(key=lambda s: estimated_cost(setup, s), reverse=True)
+    if not todo:
+        return pd.DataFrame(outcome, columns=OUTCOME_COLUMNS)
+    workers = min(workers, len(todo))
+    import torch
+    threads = None if torch.cuda.is_available() else max(1, (os.cpu_count() or 1) // workers)
+    ctx = mp.get_context("spawn")   # CUDA cannot be used in a forked child
+    tasks, outcomes = ctx.Queue(), ctx.Queue()
+    for spec in todo:
+        tasks.put(spec)
+    for _ in range(workers):
+        tasks.put(None)
+    procs = [ctx.Process(target=_worker, args=(cfg, str(setup.store.folder), tasks, outcomes, threads, i),
+                         daemon=True) for i in range(workers)]
+    start = time.perf_counter()
+    for p in procs:
+        p.start()
+    pending = {setup.config_hash(s): s for s in todo}
+    try:
+        while pending:
+            try:
+                worker, label, h, status, seconds = outcomes.get(timeout=POLL_SECONDS)
+            except queue_module.Empty:
+                if not any(p.is_alive() for p in procs):
+                    for h, spec in pending.items():
+                        outcome.append((spec.label(), h, "not run: every worker exited", None))
+                    break
+                continue
+            pending.pop(h, None)
+            outcome.append((label, h, status, seconds))
+            log(f"[{len(todo) - len(pending)}/{len(todo)}, worker {worker}, "
+                f"{time.perf_counter() - start:.0f} s] {label}: {status}"
+                + (f" ({seconds:.1f} s)" if seconds is not None else ""))
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.terminate()
+    return pd.DataFrame(outcome, columns=OUTCOME_COLUMNS)

@@ -1,0 +1,72 @@
+"""The packed runner (sweeps/parallel.py), the GPU code path, rehearsed on the CPU with the
+smoke grid: several worker processes, one store, the same numbers as one process."""
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import needs_xquad_r
+
+from gradedrel.annotation.annotators import XQuADSentenceRubricAnnotator
+from gradedrel.annotation.judgement import pairs_from_candidates
+from gradedrel.config import profile_config
+from gradedrel.data.load import load_collection
+from gradedrel.sweeps import grid
+from gradedrel.sweeps.parallel import run_sweep_parallel
+from gradedrel.sweeps.run_store import RunStore
+
+pytestmark = [pytest.mark.integration, needs_xquad_r]
+
+
+def rubric_rows(coll, per_query: int = 5, seed: int = 0) -> pd.DataFrame:
+    """Notebook 01's data set without its encoder: each question's answer sentence and four
+    others of its language (two from its article, two from anywhere), graded by the rubric."""
+    rng = np.random.default_rng(seed)
+    docs = coll.corpus
+    rows = []
+    for q in coll.queries.itertuples():
+        mine = docs[docs["lang"] == q.lang]
+        same = mine[(mine["group"] == q.group) & (mine["doc_id"] != q.gold_doc_id)]["doc_id"].to_numpy()
+        other = mine[mine["doc_id"] != q.gold_doc_id]["doc_id"].to_numpy()
+        picked = [q.gold_doc_id, *rng.choice(same, 2, replace=False), *rng.choice(other, 2, replace=False)]
+        rows += [(q.query_id, d, q.lang, r) for r, d in enumerate(dict.fromkeys(picked), 1)][:per_query]
+    candidates = pd.DataFrame(rows, columns=["query_id", "doc_id", "lang", "rank"])
+    annotator = XQuADSentenceRubricAnnotator(coll)
+    grades = {(j.query_id, j.doc_id): j.score for j in annotator.grade(pairs_from_candidates(coll, candidates))}
+    return candidates.assign(score=[grades[k] for k in zip(candidates["query_id"], candidates["doc_id"])],
+                             annotator=annotator.name)
+
+
+@pytest.fixture
+def one_thread():
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)          # as each of two workers on two cores
+    yield
+    torch.set_num_threads(before)
+
+
+def test_packed_workers_give_the_serial_numbers(tmp_path, one_thread):
+    cfg = profile_config("smoke")
+    folder = tmp_path / "annotations"
+    folder.mkdir()
+    rubric_rows(load_collection(cfg, unit="sentence")).to_parquet(folder / grid.ANNOTATION_FILES["A"])
+    cfg = {**cfg, "annotation_dir": str(folder)}
+    specs = [grid.RunSpec(("en",), 1, 16, annotator="A"), grid.RunSpec(("de",), 2, 16, annotator="A"),
+             grid.RunSpec(("en", "de"), 1, 8, annotator="A", halves=("A", "B"))]
+
+    serial = grid.prepare_sweep(cfg, RunStore(tmp_path / "serial"))
+    serial_log = grid.run_sweep(serial, specs, log=lambda *_: None)
+    packed = grid.prepare_sweep(cfg, RunStore(tmp_path / "packed"))
+    packed_log = run_sweep_parallel(cfg, specs, workers=2, setup=packed, log=lambda *_: None)
+
+    assert serial_log["status"].str.startswith("finished").all()
+    assert set(packed_log["config_hash"]) == set(serial_log["config_hash"])
+    assert packed_log["status"].str.startswith("finished").all()
+    for spec in [grid.BASELINE, *specs]:
+        h = serial.config_hash(spec)
+        assert h == packed.config_hash(spec)
+        a, b = serial.store.per_query(h), packed.store.per_query(h)
+        pd.testing.assert_frame_equal(a, b)          # same runs, same numbers
+        assert serial.store.latest()[h].get("steps") == packed.store.latest()[h].get("steps")
+    # the packed store is a store like any other: a second call skips every configuration
+    again = run_sweep_parallel(cfg, specs, workers=2, setup=packed, log=lambda *_: None)
+    assert again["status"].eq("skipped (finished)").all()
