@@ -1,49 +1,89 @@
 #!/usr/bin/env bash
-# Execute the study's notebooks (notebooks/NN_*.ipynb) in order with papermill.
-#
-#   ./run_all.sh                       the default profile (xquad), reusing stored results
-#   ./run_all.sh --profile smoke       CPU minutes: en+de, a few dozen queries
-#   ./run_all.sh --recompute           recompute instead of redrawing from data/results/
-#   ./run_all.sh --only 00 -p max_queries 100 -y 'langs: [en, de]'
-#                                      one notebook; -p KEY VALUE / -y YAML set parameters
-#
-# Rendered notebooks go to notebooks/rendered/PROFILE/, tables to data/results/PROFILE/,
-# figures to figures/PROFILE/. Makes .venv and installs what it needs on first use.
+# Run the study's notebooks with papermill (./run_all.sh --help).
 set -euo pipefail
 cd "$(dirname "$0")"
+command_line="./run_all.sh${*:+ $*}"
 
+usage() {
+    cat <<'EOF'
+Usage: ./run_all.sh [--profile NAME] [--recompute | --verify] [--only NN[,NN...]]
+                    [-p KEY VALUE]... [-y YAML]...
+
+Runs the study's notebooks (notebooks/NN_*.ipynb) in order with papermill.
+
+  (no option)       redraw every table and figure of the xquad profile from its stored
+                    results: no model is loaded, no server started, nothing trained
+  --profile NAME    smoke | xquad | xquad-full | paper (default xquad)
+  --recompute       recompute what the notebooks store, instead of reading it
+  --verify          recompute a cheap subset of each notebook's numbers and compare them
+                    with data/expected/PROFILE/ within stated tolerances; exits non-zero
+                    on a difference
+  --only NN[,NN]    these notebooks only (e.g. --only 03 or --only 00,06)
+  -p KEY VALUE      a notebook parameter, or any profile key (passed in `config`)
+  -y YAML           several at once, e.g. -y 'langs: [en, de]'
+  -h, --help        this text
+
+Rendered notebooks go to notebooks/rendered/PROFILE/, tables to data/results/PROFILE/,
+figures to figures/PROFILE/. Makes .venv and installs what it needs on first use.
+EOF
+}
+
+fail() { echo "run_all.sh: $*" >&2; exit 2; }
 profile=xquad
-recompute=False
+mode=redraw
 only=""
-params=()
+checks=()
 while [ $# -gt 0 ]; do
     case "$1" in
-        --profile) profile="$2"; shift 2 ;;
-        --recompute) recompute=True; shift ;;
-        --only) only="$2"; shift 2 ;;
-        -p) params+=(-p "$2" "$3"); shift 3 ;;
-        -y) params+=(-y "$2"); shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-        *) echo "run_all.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+        --profile) [ $# -ge 2 ] || fail "--profile needs a name (see --help)"; profile="$2"; shift 2 ;;
+        --recompute) mode=recompute; shift ;;
+        --verify) mode=verify; shift ;;
+        --only) [ $# -ge 2 ] || fail "--only needs notebook numbers (see --help)"; only="$2"; shift 2 ;;
+        -p) [ $# -ge 3 ] || fail "-p needs a KEY and a VALUE (see --help)"; checks+=(-p "$2" "$3"); shift 3 ;;
+        -y) [ $# -ge 2 ] || fail "-y needs a YAML mapping (see --help)"; checks+=(-y "$2"); shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) fail "unknown argument $1 (see --help)" ;;
     esac
 done
 
+check() {   # python [extra arguments]: the notebooks to run, or a message and exit 2
+    "$1" -m gradedrel.config check --profile "$profile" --mode "$mode" ${only:+--only "$only"} \
+        ${checks[@]+"${checks[@]}"} "${@:2}"
+}
+# Before anything is installed or written: the argument check needs only the standard library.
+first_plan="$(PYTHONPATH="$PWD/lib" check python3 --lenient-yaml)" || exit 2
+# notebook 01 recomputing starts the local LLM: only then is llama.cpp built (env.sh)
+if [ "$mode" = recompute ] && grep -q '/01_annotation.ipynb' <<<"$first_plan"; then
+    export GRADEDREL_EXTRAS="${GRADEDREL_EXTRAS:+$GRADEDREL_EXTRAS,}llm"
+fi
 source ./env.sh
-# progress bars would fill the rendered notebooks with carriage-return lines
-export TQDM_DISABLE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
+plan="$(check python)" || exit 2
+
+# Progress bars would fill the rendered notebooks with carriage returns; the kernel's notices
+# below are not errors (the TCP notice is jupyter_client's on every start; KeyboardInterrupt
+# is how papermill stops a finished kernel).
+export TQDM_DISABLE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 GRADEDREL_COMMAND="$command_line"
+quiet() {
+    grep -v -e 'Kernel is running over TCP without encryption' \
+            -e 'KeyboardInterrupt caught in kernel' -e '^\s*$' >&2 || true
+}
 out_dir="notebooks/rendered/$profile"
 mkdir -p "$out_dir"
-shopt -s nullglob
-for nb in notebooks/[0-9][0-9]_*.ipynb; do
+params="$(mktemp --suffix=.json)"
+trap 'rm -f "$params"' EXIT
+start=$(date +%s)
+while IFS=$'\t' read -r nb parameters; do
     name="$(basename "$nb")"
-    [ -n "$only" ] && [[ "$name" != "$only"* ]] && continue
-    echo "== $name [$profile]" >&2
+    echo "== $name [$profile, $mode]" >&2
+    printf '%s\n' "$parameters" >"$params"
     # PAPERMILL_LOG_OUTPUT=1: cell outputs to stderr as they come (airgap/run.sh)
-    if ! papermill "$nb" "$out_dir/$name" --cwd notebooks --kernel python3 \
-            ${PAPERMILL_LOG_OUTPUT:+--log-output} \
-            -p profile "$profile" -p recompute "$recompute" "${params[@]}"; then
+    if ! papermill "$nb" "$out_dir/$name" --cwd notebooks --kernel python3 -f "$params" \
+            --log-level WARNING --no-progress-bar ${PAPERMILL_LOG_OUTPUT:+--log-output} \
+            2> >(quiet); then
+        python -m gradedrel.results normalise "$out_dir/$name" 2>/dev/null || true
         echo "run_all.sh: notebook $name failed (profile $profile); see $out_dir/$name" >&2
         exit 1
     fi
-done
-echo "rendered notebooks in $out_dir" >&2
+    python -m gradedrel.results normalise "$out_dir/$name"
+done <<<"$plan"
+echo "rendered notebooks in $out_dir ($(( $(date +%s) - start )) s)" >&2

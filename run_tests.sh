@@ -3,5 +3,5 @@
 # Makes .venv and installs what it needs on first use. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
-source ./env.sh
+GRADEDREL_EXTRAS=test,llm source ./env.sh
 exec python -m pytest "$@"

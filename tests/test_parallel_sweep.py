@@ -70,3 +70,36 @@ def test_packed_workers_give_the_serial_numbers(tmp_path, one_thread):
     # the packed store is a store like any other: a second call skips every configuration
     again = run_sweep_parallel(cfg, specs, workers=2, setup=packed, log=lambda *_: None)
     assert again["status"].eq("skipped (finished)").all()
+
+
+def test_prepare_sweep_keeps_the_train_split_and_split_feasible_says_why(tmp_path):
+    cfg = profile_config("smoke")
+    coll = load_collection(cfg, unit="sentence")
+    rows = rubric_rows(coll)
+    folder = tmp_path / "annotations"
+    folder.mkdir()
+    rows.to_parquet(folder / grid.ANNOTATION_FILES["A"])
+    setup = grid.prepare_sweep({**cfg, "annotation_dir": str(folder)}, RunStore(tmp_path / "store"),
+                               build_checkpoint=False)
+    train, test = set(setup.train_groups), set(setup.test_groups)
+    assert train and test and not train & test
+    kept = setup.annotations["A"]
+    # load_annotations: only rows whose question and sentence are both in training articles
+    expected = rows[rows["query_id"].map(setup.query_group).isin(train)
+                    & rows["doc_id"].map(setup.doc_group).isin(train)]
+    assert len(kept) == len(expected) < len(rows)
+    assert set(kept["query_id"].map(setup.query_group)) <= train
+    assert set(kept["doc_id"].map(setup.doc_group)) <= train
+    halves = setup.article_halves
+    assert set(halves["A"]) | set(halves["B"]) == train and not set(halves["A"]) & set(halves["B"])
+    # the evaluation holds the test articles' questions only
+    assert set(setup.eval_collection.queries["group"]) <= test
+    en_pool = int((kept["lang"] == "en").sum())
+    fits = grid.RunSpec(("en",), 1, en_pool, annotator="A")
+    too_big = grid.RunSpec(("en",), 1, en_pool + 1, annotator="A")
+    no_data = grid.RunSpec(("en",), 1, 8, annotator="B_chat")
+    keep, dropped = grid.split_feasible(setup, [fits, too_big, no_data])
+    assert keep == [fits]
+    reasons = dict(zip(dropped["configuration"], dropped["reason"]))
+    assert f"exceeds the {en_pool} annotated instances" in reasons[too_big.label()]
+    assert "no dataset for annotator 'B_chat'" in reasons[no_data.label()]

@@ -2,6 +2,7 @@
 import pandas as pd
 import pytest
 
+from gradedrel.jsonl_log import CorruptLogError
 from gradedrel.sweeps import grid as sweep
 from gradedrel.sweeps.grid import BASELINE, RunSpec, SweepSetup
 from gradedrel.sweeps.run_store import RunStore
@@ -30,12 +31,30 @@ def test_store_finished_failed_latest_wins(tmp_path):
         store.write_finished({"config_hash": "h3"}, per_query().drop(columns="measure"))
 
 
-def test_store_ignores_a_torn_last_line(tmp_path):
+def test_store_repairs_a_torn_last_line_so_the_next_record_is_kept(tmp_path):
     store = RunStore(tmp_path)
     store.write_finished({"config_hash": "h1"}, per_query())
     with open(store.index, "a") as fh:
         fh.write('{"config_hash": "h2", "sta')       # a writer killed mid-line
-    assert list(store.latest()) == ["h1"]
+    with pytest.warns(UserWarning, match="torn last line"):
+        assert list(store.latest()) == ["h1"]
+    # before the repair, this record was glued onto the torn line and lost
+    store.write_finished({"config_hash": "h3"}, per_query())
+    assert list(store.latest()) == ["h1", "h3"]
+    assert store.index.read_text().count("\n") == 2
+
+
+def test_store_names_a_corrupt_line(tmp_path):
+    store = RunStore(tmp_path)
+    store.write_finished({"config_hash": "h1"}, per_query())
+    with open(store.index, "a") as fh:
+        fh.write("garbage\n")
+    store.write_finished({"config_hash": "h2"}, per_query())
+    with pytest.raises(CorruptLogError, match=r"runs.jsonl:2"):
+        store.latest()
+    store.index.write_text('{"status": "finished"}\n')          # JSON, but not a record
+    with pytest.raises(CorruptLogError, match=r"runs.jsonl:1: not a record"):
+        store.latest()
 
 
 def fake_setup(tmp_path) -> SweepSetup:

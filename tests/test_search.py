@@ -38,3 +38,10 @@ def test_run_dict_and_trec_round_trip(tmp_path):
             np.allclose(sorted(back[qid].values()), sorted(run[qid].values()), atol=1e-6)
     first = (tmp_path / "run.trec").read_text().splitlines()[0].split()
     assert first[1] == "Q0" and first[3] == "1" and first[5] == "t"
+
+
+def test_trec_run_ranks_ties_as_trec_eval_does(tmp_path):
+    """Equal scores: trec_eval ranks by doc id descending; the file's ranks must say so."""
+    write_trec_run({"q": {"d1": 0.5, "d3": 0.5, "d2": 0.9}}, tmp_path / "run.trec")
+    lines = [line.split() for line in (tmp_path / "run.trec").read_text().splitlines()]
+    assert [(doc, rank) for _, _, doc, rank, _, _ in lines] == [("d2", "1"), ("d3", "2"), ("d1", "3")]

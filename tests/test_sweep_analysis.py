@@ -57,7 +57,11 @@ def test_points_against_the_baseline(filled):
     assert en1["delta"] == pytest.approx(0.10, abs=1e-6)
     assert en1["reference"] == pytest.approx(0.5, abs=1e-6)
     assert en1["size_value"] == 8 and en1["n_positives"] == 4 and en1["n_queries"] == 6
-    assert points["q_value"].between(0, 1).all()
+    # every toy point differs from the baseline by a constant (up to float32 rounding), so
+    # p is ~0, and q, BH's p * m / rank, stays ~0; the 95% interval is the delta itself
+    assert (points["p_value"] < 1e-20).all() and (points["q_value"] < 1e-20).all()
+    assert points["significant"].all()
+    assert (points["ci_high"] - points["ci_low"] < 1e-5).all()
     best = sa.best_tau(points)
     assert best.set_index("target")["best_tau"].to_dict() == {"de": 1, "en": 1}
     check = sa.check_preferred_tau(best)
@@ -168,3 +172,32 @@ def test_seed_variance_only_where_several_seeds_ran():
     assert var["seed_range"].iloc[0] == pytest.approx(0.04)
     assert var["query_ci_half_width"].iloc[0] == pytest.approx(0.03)
     assert var["delta_signs"].iloc[0] == "2+/1-"
+
+
+def test_bh_q_values_by_hand():
+    # sorted p: 0.01, 0.03, 0.04, 0.5 (m = 4); q_(i) = min over j >= i of p_(j) m / j:
+    # 0.5 * 4/4 = 0.5; 0.04 * 4/3 = 0.0533; 0.03 * 4/2 = 0.06 -> 0.0533; 0.01 * 4/1 = 0.04
+    q = sa.bh_q_values(np.array([0.01, 0.04, 0.03, 0.5]))
+    assert q == pytest.approx([0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
+
+
+def test_findings_and_costs_say_what_the_tables_hold():
+    points = pd.DataFrame({
+        "annotator": "A", "target": "ar", "tau": [1, 1, 3, 3], "seed": 0,
+        "size_value": [250, 2000, 250, 2000], "mean": [0.5, 0.7, 0.4, 0.45],
+        "delta": [-0.05, 0.1, -0.2, -0.01], "significant": [False, True, True, False],
+        "n_queries": 300})
+    trend = sa.size_trend(points)
+    check = sa.check_preferred_tau(sa.best_tau(points))
+    lines = sa.threshold_findings(points, trend, check)
+    assert lines[0].startswith("(1) Size, over 2 (language, τ) curves of 250-2000 instances: 2 start below")
+    assert "1 start below and end above it" in lines[0]
+    assert lines[1] == "(2) Never reaching the baseline at any size: 1 of 2 curves (ar τ=3)."
+    assert lines[2] == "(3) The paper's resource-level rule holds for 1 of 1 shared languages here."
+    assert lines[3].startswith("2 of 4 runs differ") and "25x smaller" in lines[4]
+    records = pd.DataFrame({"label": ["b", "a"], "train_seconds": [None, 3600.0], "eval_seconds": [1800.0, 0.0],
+                            "masked_negatives": [0, 5], "in_batch_negatives": [0, 100], "device": "cpu"})
+    table, totals = sa.run_costs(records)
+    assert table["label"].tolist() == ["a", "b"]
+    assert totals == ["the grid: 2 runs, training 3,600 s + evaluation 1,800 s = 1.50 h of run time on cpu",
+                      "known false negatives masked: 5 of 100 in-batch negatives (5.0%)"]

@@ -14,5 +14,6 @@ Shared by all stages:
   paths    where data, results, figures and models live
   config   run profiles (smoke, xquad, paper)
   results  result tables, figures, expected numbers, run records
+  jsonl_log  append-only JSON-lines logs: locked appends, torn-line repair
 """
 __version__ = "0.1.0"

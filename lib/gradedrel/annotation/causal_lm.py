@@ -25,6 +25,9 @@ class CausalLMAnnotator:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from gradedrel.config import forbid_in_redraw
+        forbid_in_redraw(f"loading the causal LM {model_name_or_path!r}")
+
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         kwargs = {"gguf_file": gguf_file} if gguf_file else {}
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32

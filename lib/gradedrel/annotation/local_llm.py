@@ -8,6 +8,7 @@ file (`gguf_file=`) for the next-token annotator.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -38,6 +39,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with(parent_pid: int):
+    """A `preexec_fn` that makes the child get SIGTERM when its parent dies, however the
+    parent dies (kill -9 included): Linux's PR_SET_PDEATHSIG. If the parent is already gone
+    when the child starts, the child exits at once. Elsewhere it does nothing (the context
+    manager's stop() still runs on an orderly exit)."""
+    def preexec():
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent_pid:
+            os._exit(1)
+    return preexec
+
+
 class LlamaCppServer:
     """`with LlamaCppServer(path) as server: server.endpoint` -> a ChatEndpoint on
     http://127.0.0.1:PORT/v1; the server process is stopped on exit."""
@@ -61,6 +82,8 @@ class LlamaCppServer:
         return ChatEndpoint(model=self.alias, base_url=self.base_url, api_key="local")
 
     def start(self) -> "LlamaCppServer":
+        from gradedrel.config import forbid_in_redraw
+        forbid_in_redraw(f"starting llama.cpp's server for {self.model_path.name}")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "w")
         self.process = subprocess.Popen(
@@ -68,7 +91,7 @@ class LlamaCppServer:
              "--model_alias", self.alias, "--chat_format", self.chat_format,
              "--host", "127.0.0.1", "--port", str(self.port),
              "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads)],
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with(os.getpid()))
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

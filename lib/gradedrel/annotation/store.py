@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 
+from gradedrel import jsonl_log
 from gradedrel.annotation.judgement import Judgement
 
 KEY_FIELDS = ("annotator", "model", "prompt_version", "query_id", "doc_id")
 
 
-class CorruptStoreError(ValueError):
-    pass
+CorruptStoreError = jsonl_log.CorruptLogError
 
 
 class JudgementStore:
@@ -27,28 +26,9 @@ class JudgementStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._rows: dict[tuple, dict] = {}
-        if self.path.exists():
-            self._load()
+        for _, row in jsonl_log.read(self.path, required=KEY_FIELDS):
+            self._rows[tuple(row[f] for f in KEY_FIELDS)] = row
         self._fh = open(self.path, "a", encoding="utf-8")
-
-    def _load(self):
-        raw = self.path.read_bytes()
-        lines = raw.split(b"\n")
-        complete = lines[:-1] if not raw.endswith(b"\n") else lines
-        if not raw.endswith(b"\n") and lines[-1]:
-            warnings.warn(f"{self.path}: dropping a torn last line ({len(lines[-1])} bytes) "
-                          "left by an interrupted run; that pair will be graded again")
-            with open(self.path, "r+b") as fh:
-                fh.truncate(len(raw) - len(lines[-1]))
-        for n, line in enumerate(complete, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                key = tuple(row[f] for f in KEY_FIELDS)
-            except (json.JSONDecodeError, KeyError, TypeError) as err:
-                raise CorruptStoreError(f"{self.path}:{n}: not a judgement row ({err})") from None
-            self._rows[key] = row
 
     def __len__(self):
         return len(self._rows)

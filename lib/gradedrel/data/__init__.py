@@ -5,6 +5,7 @@ download); gives a `Collection` (corpus, queries, graded qrels) with ids paralle
 languages, and a deterministic article-level train/test split.
 
   collection      the normalised shape (corpus, queries, graded qrels)
+  languages       the embedded data sets' languages, importable without pandas
   xquad, xquad_r, miracl, belebele, clirmatrix   loaders into that shape
   verified_files  data files checked against their SHA-256 (env folder, cache, download)
   split           deterministic article-level train/test split

@@ -17,10 +17,11 @@ from pathlib import Path
 import pandas as pd
 
 from gradedrel.data.collection import Collection, make_id
+from gradedrel.data.languages import XQUAD
 from gradedrel.data.verified_files import ChecksumError, fetch_verified  # noqa: F401  (ChecksumError: API)
 from gradedrel.paths import DATA_DIR
 
-LANGS = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
+LANGS = XQUAD
 URL = "https://github.com/google-deepmind/xquad/raw/master/xquad.{lang}.json"
 SHA256 = {
     "ar": "abdabd7afed5c635d99cca0f3f0d0c9d9ed0bc77451e963c2e4e0638c29e486d",

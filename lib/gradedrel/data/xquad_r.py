@@ -32,10 +32,11 @@ from pathlib import Path
 import pandas as pd
 
 from gradedrel.data.collection import Collection, make_id
+from gradedrel.data.languages import XQUAD_R
 from gradedrel.data.verified_files import ChecksumError, fetch_verified  # noqa: F401  (ChecksumError: API)
 from gradedrel.paths import DATA_DIR
 
-LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
+LANGS = XQUAD_R
 URL = "https://github.com/google-research-datasets/lareqa/raw/master/xquad-r/{lang}.json"
 SHA256 = {
     "ar": "c52922d3b8ac1ae03ed5ac38647ad59870dca3dda2beefe18ecdc30729acb69d",

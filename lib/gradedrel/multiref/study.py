@@ -45,6 +45,7 @@ from gradedrel.multiref.alignment_train import (
     alignment_triplets,
     is_finished,
     load_finetuned,
+    release_weights,
     run_dir,
     train_alignment,
 )
@@ -236,17 +237,31 @@ def describe_zero_shot(record: dict) -> str:
 
 # --- the alignment fine-tune -----------------------------------------------------------------
 
+def stored_evaluations(profile: str) -> set[tuple[str, str, str]]:
+    """(target, model, tag) of every fine-tune whose evaluation 06_finetune_summary.csv holds."""
+    if not results.have_table(profile, "06_finetune_summary"):
+        return set()
+    summary = results.load_table(profile, "06_finetune_summary")
+    return set(zip(summary["target"], summary["model"], summary["tag"]))
+
+
 def train_alignment_runs(settings: StudySettings, train_coll: Collection, train: bool = True,
-                         retrain: bool = False) -> list[dict]:
-    """Every finished fine-tune of the plan (target x variant) as {target, variant, tag,
-    output_dir}. With `train`, trains each one whose model directory holds no finished
-    run (and, with `retrain`, each one again) on the training articles' triplets."""
+                         retrain: bool = False, recompute: bool = False) -> list[dict]:
+    """Every fine-tune of the plan (target x variant) that is finished or already evaluated,
+    as {target, variant, tag, output_dir}. A run whose evaluation is stored is not trained
+    again (its tables need no model) unless `recompute` or `retrain`; otherwise, with
+    `train`, each one whose model directory holds no finished run is trained on the training
+    articles' triplets."""
+    stored = set() if recompute or retrain else stored_evaluations(settings.profile)
     runs = []
     for target in settings.finetune_targets:
         triplets = alignment_triplets(train_coll, target, max_triplets=settings.max_train_triplets)
         tag = f"n{len(triplets)}_len{settings.train_settings['max_seq_length']}"
         for variant in settings.variants:
             out = run_dir(settings.profile, target, variant, settings.lr, tag)
+            if (target, variant, tag) in stored:
+                runs.append(dict(target=target, variant=variant, tag=tag, output_dir=str(out)))
+                continue
             if train and (retrain or not is_finished(out)):
                 print(f"training {target} {variant} ({len(triplets)} triplets) ...", flush=True)
                 train_alignment(settings.encoder, triplets, out, variant=variant, lr=settings.lr,
@@ -256,6 +271,13 @@ def train_alignment_runs(settings: StudySettings, train_coll: Collection, train:
             else:
                 print(f"not available: {target} {variant} ({out} has no finished run; train=False)")
     return runs
+
+
+def release_models(runs: list[dict]) -> str:
+    """Delete the fine-tunes' weights once their evaluations are stored (the tables are all
+    a redraw needs); their training records stay."""
+    freed = sum(release_weights(r["output_dir"]) for r in runs if r.get("output_dir"))
+    return f"released {freed / 2 ** 20:.0f} MiB of fine-tuned weights ({len(runs)} runs; records kept)"
 
 
 def _load_run_model(encoder: str, output_dir):
@@ -282,6 +304,7 @@ def evaluate_finetunes(settings: StudySettings, test: Collection, runs: list[dic
 
     todo = [dict(target=t, variant="base", tag="zero-shot", output_dir=None)
             for t in settings.finetune_targets] + runs
+    added = 0
     for run in todo:
         key = (run["target"], run["variant"], run["tag"])
         if key in done:
@@ -309,8 +332,9 @@ def evaluate_finetunes(settings: StudySettings, test: Collection, runs: list[dic
                              "train_record": {k: train_rec[k] for k in TRAIN_RECORD_KEYS
                                               if k in train_rec}})
         done.add(key)
+        added += 1
         del model
-    if len(summary_ft):
+    if added:          # a redraw rewrites nothing
         results.save_table(summary_ft, profile, "06_finetune_summary")
         results.save_table(per_query_ft, profile, "06_finetune_per_query")
         results.save_record(results.run_record(runs=eval_records, config=settings.cfg), profile,
@@ -417,3 +441,24 @@ def threshold_multi(settings: StudySettings, tau_models: dict[int, dict], test: 
                                           pools=("pair",), scenarios=("Multi",))
             frames.append(mr.summarise(per_query).assign(tau=tau))
     return pd.concat(frames, ignore_index=True)
+
+
+def verify_zero_shot(settings: StudySettings, test: Collection, target: str) -> pd.Series:
+    """run_all.sh --verify: the zero-shot model's Multi-scenario Max@R and Complete@10 on the
+    held-out English + target pool, computed again now (06_finetune_summary's "base" rows
+    hold the stored ones), and the perfect retriever's Max@R on the same pool (no model)."""
+    model = _load_run_model(settings.encoder, None)
+    pair = test.subset(langs=[ENGLISH, target])
+    q_emb, p_emb = mr.embed_pair(model, pair, (ENGLISH, target), settings.batch_size, show_progress=False)
+    fresh = mr.summarise(mr.evaluate_scenarios(pair, target, q_emb, p_emb))
+    oracle = mr.summarise(mr.evaluate_scenarios(pair, target, *mr.oracle_embeddings(pair, [ENGLISH, target])))
+    return pd.concat([multi_values(fresh), multi_values(oracle).rename(lambda k: f"oracle {k}")])
+
+
+def multi_values(summary: pd.DataFrame) -> pd.Series:
+    """Max@R and Complete@10 of the Multi scenario on the pair pool, keyed "MEASURE LANG"
+    by query language."""
+    rows = (summary[(summary["pool"] == "pair") & (summary["scenario"] == "Multi")]
+            .set_index("query_lang"))
+    return pd.Series({f"{m} {q}": float(rows.loc[q, m]) for q in rows.index
+                      for m in ("Max@R", "Complete@10 (%)")}, dtype=float)

@@ -15,23 +15,30 @@ from gradedrel.retrieval.metrics import DEFAULT_MEASURES, evaluate
 from gradedrel.retrieval.search import search
 
 
-def embed_by_language(model, coll: Collection, batch_size: int = 64):
-    queries = {lang: encode(model, coll.topics(lang)["text"], "query", batch_size)
-               for lang in coll.languages}
-    docs = {lang: encode(model, coll.docs(lang)["text"], "passage", batch_size)
-            for lang in coll.languages}
+def embed_by_language(model, coll: Collection, batch_size: int = 64, langs=None,
+                      show_progress: bool | None = None):
+    """({lang: query embeddings}, {lang: document embeddings}) for `langs` (default all)."""
+    langs = coll.languages if langs is None else langs
+    queries = {lang: encode(model, coll.topics(lang)["text"], "query", batch_size,
+                            show_progress=show_progress) for lang in langs}
+    docs = {lang: encode(model, coll.docs(lang)["text"], "passage", batch_size,
+                         show_progress=show_progress) for lang in langs}
     return queries, docs
 
 
 def evaluate_pairs(model, coll: Collection, pairs=None, k: int = 100,
-                   measures=DEFAULT_MEASURES, batch_size: int = 64) -> pd.DataFrame:
+                   measures=DEFAULT_MEASURES, batch_size: int = 64, embeddings=None,
+                   show_progress: bool | None = None) -> pd.DataFrame:
     """Per-query metrics, columns query_lang, doc_lang, query_id, measure, value.
-    `pairs` defaults to all (query language, corpus language) pairs."""
+    `pairs` defaults to all (query language, corpus language) pairs; only their languages
+    are encoded, unless `embeddings` (embed_by_language's pair) are given."""
     langs = coll.languages
     pairs = pairs or [(q, d) for q in langs for d in langs]
-    q_emb, d_emb = embed_by_language(model, coll, batch_size)
+    q_emb, d_emb = embeddings or embed_by_language(
+        model, coll, batch_size, langs=sorted({lang for pair in pairs for lang in pair}),
+        show_progress=show_progress)
     frames = []
-    for q_lang, d_lang in tqdm(pairs, desc="language pairs", disable=None):
+    for q_lang, d_lang in tqdm(pairs, desc="language pairs", disable=True if show_progress is False else None):
         topics, docs = coll.topics(q_lang), coll.docs(d_lang)
         run = search(q_emb[q_lang], d_emb[d_lang], topics["query_id"], docs["doc_id"], k)
         per_query = evaluate(coll.qrels_dict(q_lang, d_lang), run, measures)

@@ -50,11 +50,15 @@ def search(queries: np.ndarray, docs: np.ndarray, query_ids, doc_ids, k: int = 1
 
 
 def write_trec_run(run: dict, path, tag: str = "gradedrel") -> None:
-    """TREC run file: `qid Q0 docid rank score tag`, ranks from 1."""
+    """TREC run file: `qid Q0 docid rank score tag`, ranks from 1 in the order the metrics
+    use (metrics.rank_documents: score descending, ties by doc id descending, trec_eval's),
+    so trec_eval on the file and ir_measures on the run agree."""
+    from gradedrel.retrieval.metrics import rank_documents
+
     lines = []
     for qid, docs in run.items():
-        ranked = sorted(docs.items(), key=lambda kv: -kv[1])
-        lines += [f"{qid} Q0 {did} {r} {s:.6f} {tag}" for r, (did, s) in enumerate(ranked, 1)]
+        lines += [f"{qid} Q0 {did} {r} {docs[did]:.6f} {tag}"
+                  for r, did in enumerate(rank_documents(docs), 1)]
     Path(path).write_text("\n".join(lines) + "\n")
 
 

@@ -12,8 +12,8 @@ as JSON where it parses, else as a string).
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import sys
 import time
 

@@ -106,10 +106,14 @@ def compare_to_reference(setup: SweepSetup, specs, pairs="target", measure: str 
     out = pd.DataFrame(rows)
     if out.empty:
         return out
-    p = out["p_value"].fillna(1.0).to_numpy()
-    out["q_value"] = stats.false_discovery_control(p) if len(p) else p
+    out["q_value"] = bh_q_values(out["p_value"].fillna(1.0).to_numpy())
     out["significant"] = out["q_value"] < ALPHA
     return out
+
+
+def bh_q_values(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (scipy.stats.false_discovery_control)."""
+    return stats.false_discovery_control(p) if len(p) else np.asarray(p, dtype=float)
 
 
 def baseline_means(setup: SweepSetup, measure: str = "nDCG@10") -> pd.DataFrame:
@@ -303,3 +307,46 @@ def mixture_claims(table: pd.DataFrame) -> pd.DataFrame:
                      "change falls as τ rises": bool(by_tau.is_monotonic_decreasing and len(by_tau) > 1),
                      "additions that help": f"{int((g['change'] > 0).sum())}/{len(g)}"})
     return pd.DataFrame(rows)
+
+
+def threshold_findings(points: pd.DataFrame, trend: pd.DataFrame, check: pd.DataFrame,
+                       method: str = "t") -> list[str]:
+    """The paper's three monolingual findings, each as one line with our numbers."""
+    n = len(trend)
+    never = trend[trend["never_reaches_baseline"]]
+    lines = [
+        f"(1) Size, over {n} (language, τ) curves of {trend['smallest_size'].min()}-"
+        f"{trend['largest_size'].max()} instances: {int((trend['delta_smallest'] < 0).sum())} start below "
+        f"the baseline, {int(trend['dips_then_recovers'].sum())} start below and end above it, "
+        f"{int(trend['improves_with_size'].sum())} end higher than they start; mean change "
+        f"{trend['delta_smallest'].mean():+.4f} at the smallest size, {trend['delta_largest'].mean():+.4f} "
+        "at the largest.",
+        f"(2) Never reaching the baseline at any size: {len(never)} of {n} curves"
+        + (f" ({', '.join(f'{r.target} τ={r.tau}' for r in never.itertuples())})." if len(never) else "."),
+        ("(3) No language of this grid is in the paper (ar, ru, es, en): no direct check." if check.empty
+         else f"(3) The paper's resource-level rule holds for {int(check['agrees'].sum())} of "
+              f"{len(check)} shared languages here."),
+        f"{int(points['significant'].sum())} of {len(points)} runs differ from the baseline at BH q < 0.05 "
+        f"({method} test over {int(points['n_queries'].median())} questions a language)."]
+    largest = int(trend["largest_size"].max())
+    lines.append(f"Scale: our largest training set, {largest:,} instances a language, is "
+                 f"{50_000 / largest:.0f}x smaller than the paper's smallest (50K) and "
+                 f"{300_000 / largest:.0f}x smaller than its largest (300K).")
+    return lines
+
+
+def run_costs(records: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """A grid's runs with their seconds, and its totals (training, evaluation, masking)."""
+    cols = [c for c in ["label", "steps", "n_pairs", "train_seconds", "seconds_per_step",
+                        "eval_seconds", "masked_negatives", "in_batch_negatives", "device", "date"]
+            if c in records.columns]
+    table = records[cols].sort_values("label").reset_index(drop=True)
+    train_s = records["train_seconds"].fillna(0).sum() if "train_seconds" in records else 0.0
+    eval_s = records["eval_seconds"].sum()
+    lines = [f"the grid: {len(records)} runs, training {train_s:,.0f} s + evaluation {eval_s:,.0f} s = "
+             f"{(train_s + eval_s) / 3600:.2f} h of run time on {', '.join(sorted(set(records['device'])))}"]
+    if "masked_negatives" in records:
+        masked, seen = records["masked_negatives"].sum(), max(records["in_batch_negatives"].sum(), 1)
+        lines.append(f"known false negatives masked: {masked:,.0f} of {seen:,.0f} in-batch negatives "
+                     f"({masked / seen:.1%})")
+    return table, lines

@@ -423,12 +423,12 @@ def evaluate_model(setup: SweepSetup, model, spec: RunSpec = BASELINE) -> pd.Dat
     questions against its sentences; "all", every query-language x corpus-language pair of
     the evaluation collection and, per query language, the pooled retrieval over every
     language's sentences at once (LAReQA; doc_lang "pooled": all answer sentences relevant)."""
-    from gradedrel.retrieval.encode import encode
+    from gradedrel.retrieval.evaluate import embed_by_language, evaluate_pairs
     from gradedrel.retrieval.metrics import evaluate
     from gradedrel.retrieval.search import search
 
     model.max_seq_length = EVAL_MAX_SEQ_LENGTH
-    coll, frames = setup.eval_collection, []
+    coll = setup.eval_collection
     if spec.eval_scope == "all":
         langs = coll.languages
         pairs = [(q, d) for q in langs for d in langs]
@@ -436,15 +436,10 @@ def evaluate_model(setup: SweepSetup, model, spec: RunSpec = BASELINE) -> pd.Dat
         if spec.target not in coll.languages:
             raise ValueError(f"the evaluation collection has no {spec.target!r}")
         langs, pairs = [spec.target], [(spec.target, spec.target)]
-    q_emb = {lang: encode(model, coll.topics(lang)["text"], "query", setup.encode_batch_size,
-                          show_progress=False) for lang in langs}
-    d_emb = {lang: encode(model, coll.docs(lang)["text"], "passage", setup.encode_batch_size,
-                          show_progress=False) for lang in langs}
-    for q_lang, d_lang in pairs:
-        topics, docs = coll.topics(q_lang), coll.docs(d_lang)
-        run = search(q_emb[q_lang], d_emb[d_lang], topics["query_id"], docs["doc_id"], EVAL_DEPTH)
-        per_query = evaluate(coll.qrels_dict(q_lang, d_lang), run, EVAL_MEASURES)
-        frames.append(per_query.assign(query_lang=q_lang, doc_lang=d_lang))
+    q_emb, d_emb = embed_by_language(model, coll, setup.encode_batch_size, langs=langs,
+                                     show_progress=False)
+    frames = [evaluate_pairs(model, coll, pairs, k=EVAL_DEPTH, measures=EVAL_MEASURES,
+                             embeddings=(q_emb, d_emb), show_progress=False)]
     if spec.eval_scope == "all":
         all_docs = pd.concat([coll.docs(lang)["doc_id"] for lang in langs], ignore_index=True)
         all_emb = np.concatenate([d_emb[lang] for lang in langs])
@@ -480,8 +475,9 @@ def run_one(setup: SweepSetup, spec: RunSpec) -> tuple[dict, pd.DataFrame]:
     record.update(eval_seconds=round(time.perf_counter() - eval_start, 2),
                   seconds=round(time.perf_counter() - start, 2))
     provenance = run_record()
-    record.update(date=provenance.pop("date"), device=provenance.pop("device"),
-                  git_commit=provenance.pop("git_commit"), libraries=provenance)
+    record.update({k: v for k, v in provenance.items()
+                   if k not in ("packages", "torch", "transformers", "sentence_transformers")},
+                  libraries=provenance["packages"])
     return record, per_query
 
 
@@ -532,3 +528,31 @@ def run_sweep(setup: SweepSetup, specs, log=print) -> pd.DataFrame:
         outcome.append((label, config_hash, status, seconds))
         log(f"[{i}/{len(specs)}] {label}: {status}" + (f", {seconds:.1f} s" if seconds is not None else ""))
     return pd.DataFrame(outcome, columns=OUTCOME_COLUMNS)
+
+
+def verify_run(setup: SweepSetup, spec: RunSpec) -> tuple[float, float | None]:
+    """(fresh, stored): the mean nDCG@10 on the spec's target pair of the configuration
+    trained again now, and of its run in the store (None if the store lacks it). Nothing is
+    written: run_all.sh --verify's check that the training path still gives its numbers."""
+    record, per_query = run_one(setup, spec)
+    pair = (per_query["query_lang"] == spec.target) & (per_query["doc_lang"] == spec.target)
+    fresh = float(per_query[pair & (per_query["measure"] == "nDCG@10")]["value"].mean())
+    h = setup.config_hash(spec)
+    stored = None
+    if setup.store.is_finished(h):
+        pq = setup.store.per_query(h)
+        stored = float(pq[(pq["query_lang"] == spec.target) & (pq["doc_lang"] == spec.target)
+                          & (pq["measure"] == "nDCG@10")]["value"].mean())
+    return fresh, stored
+
+
+def verify_baseline_pair(setup: SweepSetup, query_lang: str, doc_lang: str) -> float:
+    """The un-fine-tuned model's mean nDCG@10 on one language pair, computed again now."""
+    from gradedrel.retrieval.evaluate import evaluate_pairs
+
+    model = setup.fresh_model()
+    model.max_seq_length = EVAL_MAX_SEQ_LENGTH
+    per_query = evaluate_pairs(model, setup.eval_collection, [(query_lang, doc_lang)], k=EVAL_DEPTH,
+                               measures=["nDCG@10"], batch_size=setup.encode_batch_size,
+                               show_progress=False)
+    return float(per_query["value"].mean())

@@ -11,16 +11,17 @@ beside it.
 
 A record is appended only when its run ends, after its per-query file is in place, so an
 interrupted sweep leaves no half-written configuration behind; the latest line per hash
-wins. A sweep skips hashes whose latest status is "finished" and retries failed ones.
+wins. A sweep skips hashes whose latest status is "finished" and retries failed ones. A
+torn last line is repaired on reading; a corrupt line elsewhere is an error that names it.
 """
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 from pathlib import Path
 
 import pandas as pd
+
+from gradedrel import jsonl_log
 
 FINISHED, FAILED = "finished", "failed"
 PER_QUERY_COLUMNS = ["query_lang", "doc_lang", "query_id", "measure", "value"]
@@ -38,18 +39,10 @@ class RunStore:
     # --- reading ---------------------------------------------------------------------
 
     def attempts(self) -> list[dict]:
-        """Every line, oldest first. A torn last line (a killed writer) is ignored."""
-        if not self.index.exists():
-            return []
-        out = []
-        for line in self.index.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return out
+        """Every record, oldest first. A torn last line (a killed writer) is cut off with a
+        warning, and its configuration runs again; a malformed line elsewhere is an error
+        naming the file and line (jsonl_log)."""
+        return [record for _, record in jsonl_log.read(self.index, required=("config_hash", "status"))]
 
     def latest(self) -> dict[str, dict]:
         """The latest record of each configuration hash."""
@@ -83,17 +76,7 @@ class RunStore:
     # --- writing ---------------------------------------------------------------------
 
     def _append(self, record: dict) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, ensure_ascii=False, sort_keys=True, default=str)
-        with open(self.index, "a", encoding="utf-8") as fh:
-            # several processes may append at once (sweeps/parallel.py): one line at a time
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                fh.write(line + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        jsonl_log.append(self.index, record)   # locked: several workers may append at once
 
     def write_finished(self, record: dict, per_query: pd.DataFrame) -> None:
         missing = [c for c in PER_QUERY_COLUMNS if c not in per_query.columns]

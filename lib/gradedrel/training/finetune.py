@@ -124,6 +124,8 @@ def build_trainer(model, pairs: pd.DataFrame, recipe: Recipe, output_dir, seed: 
                   speed: Speed = Speed(), max_steps: int = -1, loss=None):
     """The SentenceTransformerTrainer `fine_tune` runs (`max_steps` > 0 overrides the
     epochs; `loss` defaults to InfoNCE with in-batch negatives)."""
+    from gradedrel.config import forbid_in_redraw
+    forbid_in_redraw("training a model")
     import torch
     from datasets import Dataset
     from sentence_transformers.sentence_transformer import (
