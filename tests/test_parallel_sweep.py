@@ -103,3 +103,26 @@ def test_prepare_sweep_keeps_the_train_split_and_split_feasible_says_why(tmp_pat
     reasons = dict(zip(dropped["configuration"], dropped["reason"]))
     assert f"exceeds the {en_pool} annotated instances" in reasons[too_big.label()]
     assert "no dataset for annotator 'B_chat'" in reasons[no_data.label()]
+
+
+def test_the_queue_orders_longest_first_or_smallest_size_first():
+    """"longest" packs a budget that fits; "smallest" leaves a stopped session with whole
+    curves' small ends (every language and tau at a size, seeds included) before larger sizes."""
+    from types import SimpleNamespace
+
+    from gradedrel.sweeps.parallel import in_order
+    positives = {1: 0.75, 3: 0.2}
+    setup = SimpleNamespace(recipe=SimpleNamespace(epochs=2.0),
+                            training_rows=lambda s: (pd.DataFrame(index=range(int(s.size * positives[s.tau]))), {}))
+    specs = [grid.RunSpec(("en",), tau, size, seed=seed, annotator="A")
+             for tau in (1, 3) for size in (250, 1000) for seed in ((0, 1) if size == 250 else (0,))]
+    specs.append(grid.BASELINE)
+    longest = in_order(setup, specs, "longest")
+    assert longest[0] == grid.BASELINE
+    assert [(s.tau, s.size) for s in longest[1:3]] == [(1, 1000), (3, 1000)]
+    smallest = in_order(setup, specs, "smallest")
+    assert smallest[0] == grid.BASELINE
+    assert [(s.size, s.seed, s.tau) for s in smallest[1:]] == [
+        (250, 0, 3), (250, 0, 1), (250, 1, 3), (250, 1, 1), (1000, 0, 3), (1000, 0, 1)]
+    with pytest.raises(ValueError, match="order"):
+        in_order(setup, specs, "random")

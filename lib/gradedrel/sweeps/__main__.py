@@ -28,6 +28,9 @@ def parse_args(argv=None):
     ap.add_argument("--profile", default="xquad")
     ap.add_argument("--parts", nargs="+", default=list(grid.STUDY_PARTS), choices=grid.STUDY_PARTS)
     ap.add_argument("--workers", type=int, default=None, help="default: the profile's sweep_workers")
+    ap.add_argument("--order", choices=("longest", "smallest"), default="longest",
+                    help="longest first packs a grid that fits its time best; smallest training "
+                         "size first fills every curve's small end, for a session that may stop")
     ap.add_argument("--dry-run", action="store_true", help="list the configurations; run nothing")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
     return ap.parse_args(argv)
@@ -51,6 +54,8 @@ def main(argv=None) -> int:
     setup = grid.prepare_sweep(cfg, store, build_checkpoint=not args.dry_run)
     specs = list(dict.fromkeys(s for part in args.parts for s in grid.study_grid(cfg, part)))
     runnable, dropped = grid.split_feasible(setup, specs)
+    from gradedrel.sweeps.parallel import in_order, run_sweep_parallel
+    runnable = in_order(setup, runnable, args.order)
     todo = [s for s in [grid.BASELINE] + runnable if not store.is_finished(setup.config_hash(s))]
     print(f"profile {cfg['profile']}, parts {' '.join(args.parts)}: {len(runnable)} configurations "
           f"(+ baseline), {len(dropped)} dropped, {len(todo)} not yet in {store.folder}; "
@@ -63,8 +68,7 @@ def main(argv=None) -> int:
         return 0
     start = time.perf_counter()
     if workers > 1:
-        from gradedrel.sweeps.parallel import run_sweep_parallel
-        log = run_sweep_parallel(cfg, runnable, workers=workers, setup=setup)
+        log = run_sweep_parallel(cfg, runnable, workers=workers, setup=setup, order=args.order)
     else:
         log = grid.run_sweep(setup, runnable)
     failed = log["status"].str.startswith("failed") | log["status"].str.startswith("not run")

@@ -36,6 +36,25 @@ def estimated_cost(setup, spec: RunSpec) -> float:
     return len(pairs) * setup.recipe.epochs + (1e4 if spec.eval_scope == "all" else 0)
 
 
+ORDERS = ("longest", "smallest")
+
+
+def in_order(setup, specs, order: str) -> list[RunSpec]:
+    """The specs in the order a queue should hand them out, the baseline always first.
+    "longest": by estimated cost, longest first. "smallest": by training size, then seed,
+    then cost, so that a run stopped partway has whole curves' small ends and their seeds."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+
+    def key(spec):
+        cost = estimated_cost(setup, spec)
+        if order == "longest":
+            return (not spec.is_baseline, -cost)
+        size = spec.size if isinstance(spec.size, (int, float)) else float("inf")
+        return (not spec.is_baseline, size if not spec.is_baseline else 0, spec.seed, cost)
+    return sorted(specs, key=key)
+
+
 def _worker(cfg: dict, store_folder: str, tasks, outcomes, threads: int | None, worker: int) -> None:
     import torch
     if threads:
@@ -48,10 +67,13 @@ def _worker(cfg: dict, store_folder: str, tasks, outcomes, threads: int | None, 
         outcomes.put((worker, *run_and_store(setup, spec)))
 
 
-def run_sweep_parallel(cfg: dict, specs, workers: int = 2, setup=None, log=print) -> pd.DataFrame:
+def run_sweep_parallel(cfg: dict, specs, workers: int = 2, setup=None, log=print,
+                       order: str = "longest") -> pd.DataFrame:
     """`run_sweep` over `workers` processes. `setup`: the parent's (prepared from `cfg` if
     absent; it builds the pruned checkpoint once, before the workers start, so they do not
-    race to write it). Returns what happened to each configuration."""
+    race to write it). `order`: "longest" first packs a grid that fits its budget best;
+    "smallest" first leaves a session that stops partway with every curve's small end.
+    Returns what happened to each configuration."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     setup = setup or prepare_sweep(cfg)
@@ -63,7 +85,7 @@ def run_sweep_parallel(cfg: dict, specs, workers: int = 2, setup=None, log=print
             outcome.append((spec.label(), h, "skipped (finished)", None))
         else:
             todo.append(spec)
-    todo.sort(key=lambda s: estimated_cost(setup, s), reverse=True)
+    todo = in_order(setup, todo, order)
     if not todo:
         return pd.DataFrame(outcome, columns=OUTCOME_COLUMNS)
     workers = min(workers, len(todo))
