@@ -189,3 +189,69 @@ def test_kappa_interval_skips_and_counts_degenerate_resamples():
     assert out["kappa"] == 1.0 and out["low"] == out["high"] == 1.0
     out = agreement.kappa_with_interval([0, 0], [0, 0], n_boot=50)
     assert out["boot_used"] == 0 and np.isnan(out["low"]) and np.isnan(out["high"])
+
+
+def test_annotator_summary_and_fixed_content_kappa_by_hand():
+    a = pd.DataFrame({"query_id": list("abcd"), "doc_id": list("ABCD"), "lang": "en", "score": [3, 3, 0, 1]})
+    b = pd.DataFrame({"query_id": list("abcd"), "doc_id": list("ABCD"),
+                      "score": [3, None, 0, 3], "expected": [2.9, 2.5, 0.2, None]})
+    s = agreement.annotator_summary(a, b, seconds=8.0)
+    assert s["pairs"] == 4 and s["parsed"] == 0.75 and s["seconds_per_pair"] == 2.0
+    assert s["share_answered_3"] == pytest.approx(2 / 3)
+    # AUC over the three pairs with an expected grade: both grade-3 pairs above the grade-0 one
+    assert s["auc_grade3"] == 1.0
+    assert s["kappa"] == pytest.approx(agreement.quadratic_kappa([3, 0, 1], [3, 0, 3]))
+    # the same two templates in en and de: de agrees with en on rank 1, not on rank 2
+    items = pd.DataFrame({"query_id": ["en:1", "en:2", "en:3", "de:1", "de:2", "de:3"],
+                          "doc_id": ["en:s1", "en:s2", "en:s3", "de:s1", "de:s2", "de:s3"],
+                          "lang": ["en"] * 3 + ["de"] * 3, "rank": [1, 2, 3] * 2})
+    graded = items.assign(score=[3, 0, 2, 3, 2, None])[["query_id", "doc_id", "score"]]
+    table = agreement.cross_language_kappa(graded, items)
+    assert table.loc["en", "kappa"] == 1.0 and table.loc["de", "n"] == 2
+    assert table.loc["de", "kappa"] == pytest.approx(agreement.quadratic_kappa([3, 0], [3, 2]))
+
+
+def test_the_pilot_choice_needs_parsed_answers_then_the_best_kappa():
+    pilot = pd.DataFrame({"parsed": [1.0, 0.95, 0.5], "kappa": [0.1, 0.5, 0.9], "auc_grade3": [0.6, 0.9, 0.99]},
+                         index=["small", "larger", "unparseable"])
+    assert agreement.choose_annotator(pilot) == "larger"
+    with pytest.raises(ValueError, match="parses"):
+        agreement.choose_annotator(pilot, min_parsed=1.01)
+
+
+def test_resource_table_and_findings_by_hand():
+    kappas = pd.DataFrame({"n": [100] * 4, "kappa": [0.2, 0.4, 0.6, 0.8], "low": [0.1, 0.3, 0.5, 0.7],
+                           "high": [0.3, 0.5, 0.7, 0.9]}, index=pd.Index(["ar", "hi", "de", "en"], name="lang"))
+    fixed = pd.DataFrame({"kappa": [0.5, 0.5, 0.9, 1.0], "low": 0.0, "high": 1.0}, index=kappas.index)
+    aucs = pd.Series({"ar": 0.9, "hi": 0.8, "de": 0.7, "en": 0.6})
+    sizes = pd.DataFrame({"lang": ["ar", "hi", "de", "en"], "size_gib": [28.0, 20.2, 66.6, 300.8]})
+    table = agreement.resource_table(kappas, fixed, aucs, sizes)
+    assert table.index.tolist() == ["hi", "ar", "de", "en"]               # by size
+    assert table.attrs["spearman"]["auc_grade3"].statistic == pytest.approx(-0.8)
+    # kappa by size: hi 0.4, ar 0.2, de 0.6, en 0.8 -> ranks 2,1,3,4 against 1,2,3,4: rho 0.8
+    assert table.attrs["spearman"]["kappa"].statistic == pytest.approx(0.8)
+    lines = agreement.agreement_findings(table)
+    assert lines[0].startswith("κ(rubric, B) against log CC-100 size over 4 languages: Spearman ρ = +0.80")
+    assert "no significant trend" in lines[0]                              # n = 4: p = 0.2
+    assert lines[-1].startswith("Mean κ(rubric, B): 0.300 in the 2 languages with the least")
+
+
+@pytest.mark.integration
+def test_fixed_content_items_are_balanced_and_never_repeat_a_pair():
+    """XQuAD-R: questions that share an answer sentence would give one (question, sentence)
+    pair twice (54 of 1,100 items before this was checked); each pair is graded once."""
+    from conftest import data_available
+    if not data_available("XQUADR_DIR", "xquad-r", "en.json"):
+        pytest.skip("XQuAD-R files not found")
+    from gradedrel.annotation.annotators import XQuADSentenceRubricAnnotator
+    from gradedrel.annotation.pipeline import fixed_content_sample, grade_offline
+    from gradedrel.config import profile_config
+    from gradedrel.data.load import load_collection
+    coll = load_collection({**profile_config("xquad"), "langs": ["en", "de", "th"]}, unit="sentence")
+    items = fixed_content_sample(coll, 5, seed=0)
+    assert not items.duplicated(["query_id", "doc_id"]).any()
+    en = items[items["lang"] == "en"]
+    assert en["template_grade"].value_counts().to_dict() == {0: 5, 1: 5, 2: 5, 3: 5}
+    graded = grade_offline(XQuADSentenceRubricAnnotator(coll), coll, en)
+    assert (graded["score"] == graded["template_grade"]).all()
+    assert set(items["rank"]) == set(en["rank"])       # the same templates in every language

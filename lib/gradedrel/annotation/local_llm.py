@@ -87,7 +87,8 @@ class LlamaCppServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path),
+            # llama_cpp.server with a cheap log-probability path (annotation/llama_server.py)
+            [sys.executable, "-m", "gradedrel.annotation.llama_server", "--model", str(self.model_path),
              "--model_alias", self.alias, "--chat_format", self.chat_format,
              "--host", "127.0.0.1", "--port", str(self.port),
              "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads)],
@@ -128,10 +129,16 @@ class LlamaCppServer:
 
 def endpoint_for(spec: str, stack) -> ChatEndpoint:
     """The chat endpoint an annotator spec names: "local-gemma" starts Gemma on llama.cpp's
-    server, stopped when `stack` (a contextlib.ExitStack) closes; "env:PREFIX" reads
-    PREFIX_BASE_URL / _MODEL / _API_KEY from the environment."""
+    server, "packaged:KEY" a model of packaged_llms.PACKAGED_LLMS, each stopped when `stack`
+    (a contextlib.ExitStack) closes; "env:PREFIX" reads PREFIX_BASE_URL / _MODEL / _API_KEY
+    from the environment."""
     if spec == "local-gemma":
         return stack.enter_context(LlamaCppServer()).endpoint
+    if spec.startswith("packaged:"):            # an instruction model from PyPI (packaged_llms)
+        from gradedrel.annotation.packaged_llms import PACKAGED_LLMS, packaged_gguf
+        key = spec.split(":", 1)[1]
+        return stack.enter_context(LlamaCppServer(packaged_gguf(key), alias=key,
+                                                  chat_format=PACKAGED_LLMS[key].chat_format)).endpoint
     if spec.startswith("env:"):
         return ChatEndpoint.from_env(spec.split(":", 1)[1])
-    raise ValueError(f"unknown chat annotator {spec!r}: 'local-gemma' or 'env:PREFIX'")
+    raise ValueError(f"unknown chat annotator {spec!r}: 'local-gemma', 'packaged:KEY' or 'env:PREFIX'")

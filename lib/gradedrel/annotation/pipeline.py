@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -103,17 +104,22 @@ def grade_candidates(annotator, coll: Collection, candidates: pd.DataFrame,
     todo = [p for p in pairs_from_candidates(coll, candidates)
             if store_key(annotator, p.query_id, p.doc_id) not in store]
     counts = {"cached": len(candidates) - len(todo), "graded": 0, "failed": 0}
+    causes: dict[str, list] = {}          # error kind -> [count, its first message]
     lang_of = {p.query_id: p.lang for p in todo}
     for j in tqdm(annotator.grade(todo), total=len(todo), disable=None if progress else True,
                   desc=annotator.name):
         if j.status == "request_failed":
             counts["failed"] += 1
+            kind = j.raw.split(":", 1)[0]
+            causes.setdefault(kind, [0, j.raw])[0] += 1
             continue
         store.put(annotator, j, lang=lang_of[j.query_id])
         counts["graded"] += 1
     if counts["failed"]:
-        warnings.warn(f"{annotator.name}: {counts['failed']} requests failed after retries; "
-                      "rerun the stage to grade them")
+        counts["failure_causes"] = {kind: {"count": n, "first": first} for kind, (n, first) in causes.items()}
+        warnings.warn(f"{annotator.name}: {counts['failed']} requests failed after retries ("
+                      + "; ".join(f"{n} x {first[:200]}" for n, first in causes.values())
+                      + "); rerun the stage to grade them")
     return counts
 
 
@@ -210,3 +216,137 @@ def verify_grades(annotator, coll: Collection, stored: pd.DataFrame, n_pairs: in
     fresh = {(j.query_id, j.doc_id): j.score for j in annotator.grade(pairs_from_candidates(coll, sample))}
     same = [fresh.get((q, d)) == int(s) for q, d, s in sample[["query_id", "doc_id", "score"]].itertuples(index=False)]
     return float(np.mean(same)) if same else float("nan")
+
+
+# --- annotator B's sample: the same content in every language ------------------------------
+
+def fixed_content_sample(coll: Collection, per_grade: int, seed: int = 0,
+                         reference_lang: str = "en") -> pd.DataFrame:
+    """Pairs for annotator B that hold the content fixed across languages. XQuAD-R's
+    sentences are not aligned across languages, but every question's answer sentence is, so
+    an item is a (question, answer sentence of a question) template: the question's own
+    (rubric grade 3), another question's of the same paragraph (2 unless it holds the answer),
+    of another paragraph of the same article (1), of another article (0). `per_grade`
+    templates of each grade in `reference_lang`, seeded, instantiated in every language of
+    `coll` (a pair that two templates give in some language is kept once there); columns
+    query_id, doc_id, lang, rank (the template's number), template_grade."""
+    from gradedrel.annotation.annotators import XQuADSentenceRubricAnnotator
+    from gradedrel.annotation.judgement import Pair
+
+    rng = np.random.default_rng(seed)
+    q = coll.topics(reference_lang)
+    gold = q.set_index("base_id")["gold_doc_id"]
+    para = q.set_index("base_id")["gold_paragraph"]
+    group = q.set_index("base_id")["group"]
+    text = coll.corpus.set_index("doc_id")["text"]
+    rubric = XQuADSentenceRubricAnnotator(coll)
+    bases = q["base_id"].to_numpy()
+    templates = {g: [] for g in (0, 1, 2, 3)}
+    taken = set()
+    for b in rng.permutation(bases):
+        same_para = [o for o in bases if para[o] == para[b] and o != b]
+        same_art = [o for o in bases if group[o] == group[b] and para[o] != para[b]]
+        other = [o for o in bases if group[o] != group[b]]
+        for pool in ([b], same_para, same_art, other):
+            if not pool:
+                continue
+            o = pool[rng.integers(len(pool))]
+            qid = make_id(reference_lang, b)
+            grade = rubric.grade_one(Pair(qid, gold[o], reference_lang, "", text[gold[o]])).score
+            # two questions may share an answer sentence: one template per (question, sentence)
+            if len(templates[grade]) < per_grade and (b, gold[o]) not in taken:
+                templates[grade].append((b, o))
+                taken.add((b, gold[o]))
+        if all(len(t) == per_grade for t in templates.values()):
+            break
+    rows = []
+    for grade, items in templates.items():
+        for b, o in items:
+            rows.append((b, o, grade))
+    items = pd.DataFrame(rows, columns=["question", "sentence_of", "template_grade"])
+    items["rank"] = range(1, len(items) + 1)
+    out = []
+    for lang in coll.languages:
+        gold_l = coll.topics(lang).set_index("base_id")["gold_doc_id"]
+        out.append(pd.DataFrame({"query_id": [make_id(lang, b) for b in items["question"]],
+                                 "doc_id": items["sentence_of"].map(gold_l).to_numpy(), "lang": lang,
+                                 "rank": items["rank"].to_numpy(),
+                                 "template_grade": items["template_grade"].to_numpy()}))
+    # where another language's sentences join two answers, keep the pair once
+    return pd.concat(out, ignore_index=True).drop_duplicates(["query_id", "doc_id"], ignore_index=True)
+
+
+def annotator_spec(model: str) -> str:
+    """The endpoint spec of a pilot model name: "gemma-3-270m" (the base model from PyPI, the
+    negative control), a key of packaged_llms.PACKAGED_LLMS, or an endpoint spec as is."""
+    from gradedrel.annotation.packaged_llms import PACKAGED_LLMS
+    if model == "gemma-3-270m":
+        return "local-gemma"
+    if model in PACKAGED_LLMS:
+        return f"packaged:{model}"
+    return model
+
+
+@dataclass(frozen=True)
+class AnnotatorIdentity:
+    """What keys an annotator's judgements in a store (name, model, prompt version)."""
+    name: str
+    model: str
+    prompt_version: str
+
+
+def grade_with_chat_model(model: str, coll: Collection, items: pd.DataFrame, store_path,
+                          top_logprobs: int = 10, max_tokens: int = 8) -> tuple[pd.DataFrame, float, int]:
+    """Grade `items` (query_id, doc_id, lang, rank) with a chat model served for the call
+    (llama.cpp on loopback for local ones), one request at a time so the server reuses the
+    rubric's prompt prefix; at most `max_tokens` answer tokens ("[2]" takes three); every judgement goes to the store at `store_path` as it arrives,
+    and the server starts only if some pair is not stored yet. Returns the annotated rows,
+    the seconds spent grading and the number of pairs graded in them (0, 0 when all were
+    stored: a resumed call times only what it graded)."""
+    import time
+    from contextlib import ExitStack
+
+    from gradedrel.annotation.llm_chat import ChatAnnotator, ChatSettings
+    from gradedrel.annotation.local_llm import endpoint_for
+
+    who = AnnotatorIdentity(f"{model} (chat)", model, ChatAnnotator.prompt_version)
+    with JudgementStore(store_path) as store:
+        todo = [k for k in zip(items["query_id"], items["doc_id"]) if store_key(who, *k) not in store]
+        start = time.perf_counter()
+        if todo:
+            with ExitStack() as stack:
+                annotator = ChatAnnotator(endpoint_for(annotator_spec(model), stack),
+                                          ChatSettings(concurrency=1, top_logprobs=top_logprobs,
+                                                       max_tokens=max_tokens),
+                                          name=who.name)
+                annotator.model = who.model
+                grade_candidates(annotator, coll, items, store)
+        seconds = round(time.perf_counter() - start, 1) if todo else 0.0
+        return annotation_dataset(store, who, items), seconds, len(todo)
+
+
+def grade_offline(annotator, coll: Collection, items: pd.DataFrame) -> pd.DataFrame:
+    """An offline annotator's grades (the rubric) of `items`, as annotated rows."""
+    judgements = {(j.query_id, j.doc_id): j for j in annotator.grade(pairs_from_candidates(coll, items))}
+    return items.assign(score=[judgements[k].score for k in zip(items["query_id"], items["doc_id"])],
+                        annotator=annotator.name)
+
+
+def run_pilot(models, reference, coll: Collection, items: pd.DataFrame, out: Path, work: Path,
+              timings: dict, recompute: bool = False) -> pd.DataFrame:
+    """Each model grades the pilot `items` (its rows stored as out/01_pilot_MODEL.parquet,
+    its judgements in work/, its seconds in `timings`), and is scored against the
+    `reference` annotator (agreement.annotator_summary): one row per model."""
+    from gradedrel.annotation.agreement import annotator_summary
+
+    ref = grade_offline(reference, coll, items)
+    rows = {}
+    for model in models:
+        path = Path(out) / f"01_pilot_{model}.parquet"
+        if recompute or not path.exists():
+            graded, timings[f"pilot_{model}"], timings[f"pilot_{model}_pairs"] = grade_with_chat_model(
+                model, coll, items, Path(work) / f"judgements_pilot_{model}.jsonl")
+            graded.to_parquet(path, index=False)
+        rows[model] = annotator_summary(ref, pd.read_parquet(path), timings.get(f"pilot_{model}") or None,
+                                        timings.get(f"pilot_{model}_pairs") or None)
+    return pd.DataFrame(rows).T

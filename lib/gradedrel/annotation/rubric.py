@@ -57,12 +57,17 @@ def query_generation_prompt(passage: str, lang: str) -> str:
 
 # --- parsing -------------------------------------------------------------------------
 
-STATUSES = ("ok", "empty", "no_bracket", "refusal", "ambiguous", "out_of_range", "not_integer",
-            "rubric_echo")
+STATUSES = ("ok", "empty", "no_bracket", "refusal", "negated", "ambiguous", "out_of_range",
+            "not_integer", "rubric_echo")
 _BRACKETED = re.compile(r"\[\s*([-+]?\d+(?:[.,]\d+)?)\s*\]")
 _RUBRIC_LINE = re.compile(r"\[\s*\d\s*\]\s*=")
 _REFUSAL = re.compile(r"\b(I can(?:no|')t|I am (?:not able|unable)|I'm (?:not able|unable)|"
                       r"I won't|as an AI|I apologi[sz]e|sorry)\b", re.IGNORECASE)
+# "not [3]", "definitely not [0]", "never a [2]": a grade named in order to deny it
+_NEGATED = re.compile(r"\b(?:not|never|no|isn't|is not|cannot be)\s+(?:an?\s+|the\s+)?\[\s*\d", re.IGNORECASE)
+# a grade written out without brackets: "score: 3", "the score is 0", "rating of 2"
+_UNBRACKETED = re.compile(r"\b(?:score|grade|rating|relevance)\b(?:\s+(?:is|of|=|:|would be|should be)"
+                          r"|\s*[:=])\s*(\d+)\b(?!\s*\])", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -76,18 +81,25 @@ class ParsedGrade:
 
 
 def parse_grade(raw: str | None) -> ParsedGrade:
-    """The grade in brackets, e.g. "[2]". Repeats of one value are fine ("[2] ... [2]");
-    two different values, none, an out-of-range or fractional value, a refusal, an empty
-    answer, or lines of the scale repeated back ("[3] = Highly relevant") are unparsed,
-    each with its own status."""
+    """The grade in brackets, e.g. "[2]". Repeats of one value are fine ("[2] ... [2]").
+    Everything else is unparsed, each with its own status, never read as a grade: an empty
+    answer; lines of the scale repeated back ("[3] = Highly relevant"); a refusal, even one
+    that ends with a bracket ("Sorry, I can't. [0]"); a grade named to deny it ("Definitely
+    not [0]"); two different grades, bracketed or one written out ("According to [1], the
+    score is 0"); no bracket at all; an out-of-range or fractional value."""
     if raw is None or not raw.strip():
         return ParsedGrade(None, "empty")
     if _RUBRIC_LINE.search(raw):
         return ParsedGrade(None, "rubric_echo")
+    if _REFUSAL.search(raw):
+        return ParsedGrade(None, "refusal")
     found = _BRACKETED.findall(raw)
     if not found:
-        return ParsedGrade(None, "refusal" if _REFUSAL.search(raw) else "no_bracket")
-    if len(set(found)) > 1:
+        return ParsedGrade(None, "no_bracket")
+    if _NEGATED.search(raw):
+        return ParsedGrade(None, "negated")
+    written = set(_UNBRACKETED.findall(raw))
+    if len(set(found)) > 1 or (written and written != set(found)):
         return ParsedGrade(None, "ambiguous")
     value = found[0]
     if "." in value or "," in value:

@@ -1,0 +1,66 @@
+"""Notebook 02's figures: the paper's Figure 4 shape (row-normalised confusion per language,
+with kappa and n on every panel), and agreement against a language's pre-training data."""
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from gradedrel.annotation.agreement import row_normalised_confusion
+
+
+def confusion_grid(pairs: pd.DataFrame, order, kappas: pd.DataFrame, title: str, ncols: int = 6):
+    """One heatmap per language (rows: A's grade; cells: share of B's grades given A's), its
+    panel titled with quadratic kappa, its 95% interval and the number of pairs."""
+    import seaborn as sns
+
+    shown = [lang for lang in order if lang in set(pairs["lang"])]
+    ncols = max(1, min(ncols, len(shown)))
+    nrows = math.ceil(len(shown) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.7 * ncols, 2.8 * nrows), squeeze=False)
+    for ax, lang in zip(axes.flat, shown):
+        mine = pairs[pairs["lang"] == lang]
+        sns.heatmap(row_normalised_confusion(mine["score_a"], mine["score_b"]), annot=True, fmt=".2f",
+                    cmap="Blues", vmin=0, vmax=1, cbar=False, ax=ax, annot_kws={"size": 7})
+        k = kappas.loc[lang]
+        ax.set_title(f"{lang}  κ={k['kappa']:.2f} [{k['low']:.2f}, {k['high']:.2f}]\nn={len(mine)}",
+                     fontsize=8)
+        ax.set_xlabel("B")
+        ax.set_ylabel("A")
+    for ax in list(axes.flat)[len(shown):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def resource_axis(table: pd.DataFrame, title: str):
+    """κ (A vs B, with its interval), κ (B in English vs B in the language, same content) and
+    B's AUC for A's grade-3 pairs, against the language's CC-100 size (log scale)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    x = table["size_gib"]
+    for column, colour, label in (("kappa", "tab:blue", "κ(rubric, B)"),
+                                  ("kappa_vs_en", "tab:orange", "κ(B in en, B), same content")):
+        if column not in table:
+            continue
+        low, high = table.get(f"{column}_low"), table.get(f"{column}_high")
+        yerr = None if low is None else np.vstack([table[column] - low, high - table[column]])
+        axes[0].errorbar(x, table[column], yerr=yerr, fmt="o", color=colour, capsize=2, label=label)
+    for lang, row in table.iterrows():
+        axes[0].annotate(lang, (row["size_gib"], row["kappa"]), fontsize=7, xytext=(3, 3),
+                         textcoords="offset points")
+        axes[1].annotate(lang, (row["size_gib"], row["auc_grade3"]), fontsize=7, xytext=(3, 3),
+                         textcoords="offset points")
+    axes[1].scatter(x, table["auc_grade3"], color="tab:green")
+    axes[1].axhline(0.5, ls="--", color="grey", lw=1)
+    for ax, ylabel in zip(axes, ("quadratic κ (95% interval)", "AUC of B's expected grade, grade 3")):
+        ax.set_xscale("log")
+        ax.set_xlabel("CC-100 pre-training text (GiB, log scale; XLM-R paper)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
