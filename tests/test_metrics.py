@@ -278,3 +278,17 @@ def test_paired_test_rejects_bad_input():
         metrics.paired_test(A, B, method="sign")
     with pytest.raises(ValueError):
         metrics.paired_test({"q1": 1.0}, {"q1": 0.0})
+
+
+def test_mean_with_interval_by_hand():
+    """A constant sample has no spread; 90 ones and 10 zeros: mean 0.9, and the bootstrap
+    interval close to the normal one, 0.9 +- 1.96 * sqrt(0.9 * 0.1 / 100) = [0.841, 0.959]."""
+    import numpy as np
+
+    from gradedrel.retrieval.metrics import mean_with_interval
+    assert mean_with_interval([0.5, 0.5, 0.5]) == (0.5, 0.5, 0.5)
+    mean, low, high = mean_with_interval(np.r_[np.ones(90), np.zeros(10)])
+    assert mean == pytest.approx(0.9)
+    assert low == pytest.approx(0.841, abs=0.015) and high == pytest.approx(0.959, abs=0.015)
+    with pytest.raises(ValueError, match="two values"):
+        mean_with_interval([1.0])

@@ -235,6 +235,21 @@ class PairedTestResult(NamedTuple):
     p_value: float
 
 
+def mean_with_interval(values, confidence: float = 0.95, n_resamples: int = 2000,
+                       seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of per-query values and its percentile bootstrap interval
+    over queries (scipy.stats.bootstrap). A constant sample has the zero-width interval."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        raise ValueError(f"need at least two values, got {len(x)}")
+    mean = float(x.mean())
+    if np.all(x == x[0]):
+        return mean, mean, mean
+    res = stats.bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+                          method="percentile", vectorized=True, rng=seed)
+    return mean, float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
 def _mean_difference(a, b, axis=-1):
     return np.mean(np.asarray(a) - np.asarray(b), axis=axis)
 
