@@ -184,7 +184,9 @@ def test_real_local_server_with_gemma():
         queries = list(generate_queries(server.endpoint, [("en:a0p0", "en", "Denver won.")]))
     assert sorted(j.query_id for j in judgements) == ["q1", "q2"]
     assert all(j.status in STATUSES and j.raw for j in judgements)
-    assert queries[0]["status"] in ("ok", "empty") and queries[0]["raw"]
+    # Gemma 270M is a base model: it may well repeat the instruction, which must be named
+    assert queries[0]["status"] in ("ok", "empty", "instruction_echo", "too_long") and queries[0]["raw"]
+    assert (queries[0]["query"] is not None) == (queries[0]["status"] == "ok")
     assert server.process.poll() is not None          # stopped on exit
 
 
