@@ -174,6 +174,40 @@ def test_forward_on_the_real_model_matches_its_embeddings(me5_small):
 
 
 @pytest.mark.integration
+def test_the_pooled_reading_takes_the_jsd_on_the_unnormalised_embedding(me5_small):
+    """jsd_input="pooled": the softmax of eq. 5 over the mean-pooled vector before e5's
+    Normalize module. Its JSD is larger than on unit vectors (here about 5x: still small
+    next to InfoNCE); InfoNCE, on cosines, is the same; the model is itself again afterwards."""
+    from gradedrel.multiref.alignment_loss import unnormalized
+    q = ["query: Who wrote it?", "query: Where is it?"]
+    pe = ["passage: It was written by Ann.", "passage: It is in Paris."]
+    pt = ["passage: Es wurde von Ann geschrieben.", "passage: Es ist in Paris."]
+    features = [me5_small.tokenize(texts) for texts in (q, pe, pt)]
+    with torch.no_grad():
+        value = CrossLingualAlignmentLoss(me5_small, jsd_input="pooled")(features, None)
+        with unnormalized(me5_small):
+            pooled = [me5_small.encode(t, convert_to_tensor=True).double().numpy() for t in (q, pe, pt)]
+        unit = [me5_small.encode(t, convert_to_tensor=True).double().numpy() for t in (q, pe, pt)]
+    assert not np.allclose(np.linalg.norm(pooled[1], axis=1), 1.0)
+    np.testing.assert_allclose(pooled[1] / np.linalg.norm(pooled[1], axis=1, keepdims=True), unit[1], atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(unit[1], axis=1), 1.0, atol=1e-5)   # restored
+    jsd_pooled = np.mean(np.sqrt(np_jsd(pooled[1], pooled[2]) + 1e-8))
+    jsd_unit = np.mean(np.sqrt(np_jsd(unit[1], unit[2]) + 1e-8))
+    assert jsd_pooled > 2 * jsd_unit
+    expected = np_info_nce(unit[2], unit[0], 20.0) + jsd_pooled
+    assert value.item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_the_pooled_reading_needs_a_normalize_module():
+    from gradedrel.multiref.alignment_loss import unnormalized
+    with pytest.raises(ValueError, match="Normalize"):
+        with unnormalized(torch.nn.Sequential(torch.nn.Identity())):
+            pass
+    with pytest.raises(ValueError, match="jsd_input"):
+        CrossLingualAlignmentLoss(None, jsd_input="raw")
+
+
+@pytest.mark.integration
 def test_tiny_training_run_saves_a_model_and_skips_when_finished(tmp_path):
     import pandas as pd
 

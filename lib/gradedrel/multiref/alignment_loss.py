@@ -23,12 +23,16 @@ What the paper leaves open, and what we pick:
     it would be a constant), eps = 1e-8.
   * weighting: eq. 2 adds the two terms with weight 1; weights are exposed for the
     ablations.
-  * z: the model's output embedding (`sentence_embedding`), i.e. after the model's
-    own Normalize module for e5. On unit vectors softmax is close to uniform, so
-    sqrt(JSD) ~ |z_en - z_tgt| / sqrt(8 dim) (about 0.01 for me5-small on XQuAD
-    paragraph pairs, next to InfoNCE's 1-2): a nearly inert term. `jsd_scale`
-    multiplies z before the softmax (1 = the paper) for experiments with a sharper
-    distribution; it is not in the paper.
+  * z: eq. 5 applies the softmax to "the embedding vector z" and does not say whether z
+    is normalised. Two readings, `jsd_input`:
+      "normalized" (default): the model's output embedding, after e5's own Normalize
+        module. On unit vectors softmax is close to uniform, so sqrt(JSD) ~
+        |z_en - z_tgt| / sqrt(8 dim) (about 0.01 for me5-small on XQuAD paragraph pairs,
+        next to InfoNCE's 1-2): a nearly inert term. `jsd_scale` multiplies z before the
+        softmax (a temperature of 1/jsd_scale; 1 = the paper) for a sharper distribution.
+      "pooled": the mean-pooled embedding before the Normalize module, as the encoder
+        produces it (the model runs with its Normalize module bypassed; InfoNCE is on
+        cosines, so its terms do not change).
 
 Ablations (paper, 5.4 / Table 3), as weight settings in `ABLATIONS`:
   full      L_JSD + L_NCE
@@ -41,12 +45,14 @@ Ablations (paper, 5.4 / Table 3), as weight settings in `ABLATIONS`:
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+JSD_INPUTS = ("normalized", "pooled")
 DEFAULT_SCALE = 20.0
 DEFAULT_EPSILON = 1e-8
 COLUMNS = ("query_en", "passage_en", "passage_tgt")
@@ -88,13 +94,36 @@ def sqrt_jsd_loss(z_en: Tensor, z_tgt: Tensor, epsilon: float = DEFAULT_EPSILON,
     return torch.sqrt(jensen_shannon(scale * z_en, scale * z_tgt) + epsilon).mean()
 
 
+@contextmanager
+def unnormalized(model, active: bool = True):
+    """Within the block, `model`'s Normalize modules pass their input through: the model
+    gives its pooled, un-normalised embedding. Restored on exit, also after an error."""
+    from sentence_transformers.base.modules.normalize import Normalize
+
+    modules = [m for m in model.modules() if isinstance(m, Normalize)] if active else []
+    if active and not modules:
+        raise ValueError("jsd_input='pooled' needs a model with a Normalize module to bypass")
+    for m in modules:
+        m.forward = _identity
+    try:
+        yield model
+    finally:
+        for m in modules:
+            del m.forward
+
+
+def _identity(features):
+    return features
+
+
 class CrossLingualAlignmentLoss(nn.Module):
     def __init__(self, model, scale: float = DEFAULT_SCALE, query_nce_weight: float = 1.0,
                  passage_nce_weight: float = 0.0, jsd_weight: float = 1.0,
-                 epsilon: float = DEFAULT_EPSILON, jsd_scale: float = 1.0) -> None:
+                 epsilon: float = DEFAULT_EPSILON, jsd_scale: float = 1.0,
+                 jsd_input: str = "normalized") -> None:
         """query_nce_weight * L_NCE(p_tgt, q_en) + passage_nce_weight * L_NCE(p_tgt, p_en)
         + jsd_weight * L_JSD(p_en, p_tgt) on (q_en, p_en, p_tgt) triplets; the
-        defaults are the paper's loss (see the module docstring)."""
+        defaults are the paper's loss (see the module docstring for `jsd_input`)."""
         super().__init__()
         weights = dict(query_nce_weight=query_nce_weight,
                        passage_nce_weight=passage_nce_weight, jsd_weight=jsd_weight)
@@ -109,6 +138,8 @@ class CrossLingualAlignmentLoss(nn.Module):
             raise ValueError(f"epsilon must be >= 0, got {epsilon}")
         if not jsd_scale > 0:
             raise ValueError(f"jsd_scale must be > 0, got {jsd_scale}")
+        if jsd_input not in JSD_INPUTS:
+            raise ValueError(f"jsd_input must be one of {JSD_INPUTS}, got {jsd_input!r}")
         self.model = model
         self.scale = scale
         self.query_nce_weight = query_nce_weight
@@ -116,6 +147,7 @@ class CrossLingualAlignmentLoss(nn.Module):
         self.jsd_weight = jsd_weight
         self.epsilon = epsilon
         self.jsd_scale = jsd_scale
+        self.jsd_input = jsd_input
 
     @classmethod
     def ablation(cls, model, name: str, **kwargs) -> "CrossLingualAlignmentLoss":
@@ -141,7 +173,8 @@ class CrossLingualAlignmentLoss(nn.Module):
                              f"got {len(features)} columns")
         needed = self._needed_columns()
         # columns a setting ignores are not embedded (saves a third of a CPU step)
-        embedded = embed_columns(self.model, [features[i] for i in needed])
+        with unnormalized(self.model, self.jsd_input == "pooled"):
+            embedded = embed_columns(self.model, [features[i] for i in needed])
         embeddings: list[Tensor | None] = [None, None, None]
         for i, emb in zip(needed, embedded):
             embeddings[i] = emb
@@ -161,7 +194,7 @@ class CrossLingualAlignmentLoss(nn.Module):
     def get_config_dict(self) -> dict[str, Any]:
         return {"scale": self.scale, "query_nce_weight": self.query_nce_weight,
                 "passage_nce_weight": self.passage_nce_weight, "jsd_weight": self.jsd_weight,
-                "epsilon": self.epsilon, "jsd_scale": self.jsd_scale}
+                "epsilon": self.epsilon, "jsd_scale": self.jsd_scale, "jsd_input": self.jsd_input}
 
     @property
     def citation(self) -> str:
