@@ -230,7 +230,12 @@ def test_resource_table_and_findings_by_hand():
     assert table.attrs["spearman"]["auc_grade3"].statistic == pytest.approx(-0.8)
     # kappa by size: hi 0.4, ar 0.2, de 0.6, en 0.8 -> ranks 2,1,3,4 against 1,2,3,4: rho 0.8
     assert table.attrs["spearman"]["kappa"].statistic == pytest.approx(0.8)
+    # B against itself in English: en's 1.0 is true by construction and stays out of the
+    # trend; hi 0.5, ar 0.5, de 0.9 (ranks 1.5, 1.5, 3) against 1, 2, 3: rho = 0.866
+    assert table.attrs["spearman_n"]["kappa_vs_en"] == 3
+    assert table.attrs["spearman"]["kappa_vs_en"].statistic == pytest.approx(0.8660254)
     lines = agreement.agreement_findings(table)
+    assert "κ(B in en, B) against log CC-100 size over 3 languages" in lines[1]
     assert lines[0].startswith("κ(rubric, B) against log CC-100 size over 4 languages: Spearman ρ = +0.80")
     assert "no significant trend" in lines[0]                              # n = 4: p = 0.2
     assert lines[-1].startswith("Mean κ(rubric, B): 0.300 in the 2 languages with the least")

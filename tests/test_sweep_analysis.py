@@ -194,6 +194,10 @@ def test_findings_and_costs_say_what_the_tables_hold():
     assert "1 start below and end above it" in lines[0]
     assert lines[1] == "(2) Never reaching the baseline at any size: 1 of 2 curves (ar τ=3)."
     assert lines[2] == "(3) The paper's resource-level rule holds for 1 of 1 shared languages here."
+    one_tau = points[points["tau"] == 1]          # with one tau, "best" says nothing
+    assert sa.check_preferred_tau(sa.best_tau(one_tau)).empty
+    assert sa.threshold_findings(one_tau, sa.size_trend(one_tau), sa.check_preferred_tau(
+        sa.best_tau(one_tau)))[2].startswith("(3) No language of this grid shared with the paper")
     assert lines[3].startswith("2 of 4 runs differ") and "25x smaller" in lines[4]
     records = pd.DataFrame({"label": ["b", "a"], "train_seconds": [None, 3600.0], "eval_seconds": [1800.0, 0.0],
                             "masked_negatives": [0, 5], "in_batch_negatives": [0, 100], "device": "cpu"})

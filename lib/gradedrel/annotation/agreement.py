@@ -128,10 +128,12 @@ def choose_annotator(pilot: pd.DataFrame, min_parsed: float = 0.9) -> str:
 
 
 def resource_table(kappas: pd.DataFrame, fixed: pd.DataFrame, aucs: pd.Series,
-                   sizes: pd.DataFrame) -> pd.DataFrame:
+                   sizes: pd.DataFrame, reference_lang: str = "en") -> pd.DataFrame:
     """Per language: kappa(A, B) with its interval and n, kappa of B against B in the
     reference language on the same content, B's AUC for A's grade-3 pairs, and the CC-100
-    size, sorted by size; plus Spearman's rho of each against log size in `attrs`."""
+    size, sorted by size; plus Spearman's rho of each against log size in `attrs` (for
+    kappa_vs_en without the reference language, whose 1.0 is true by construction), and
+    the languages each rho rests on in attrs["spearman_n"]."""
     from scipy import stats
 
     table = (kappas[["n", "kappa", "low", "high"]].astype(float)
@@ -141,9 +143,13 @@ def resource_table(kappas: pd.DataFrame, fixed: pd.DataFrame, aucs: pd.Series,
              .join(aucs.rename("auc_grade3"), how="left")
              .join(sizes.set_index("lang")[["size_gib"]], how="left")
              .sort_values("size_gib"))
-    table.attrs["spearman"] = {
-        column: stats.spearmanr(np.log(table["size_gib"]), table[column], nan_policy="omit")
-        for column in ("kappa", "kappa_vs_en", "auc_grade3") if table[column].notna().sum() > 2}
+    table.attrs["spearman"], table.attrs["spearman_n"] = {}, {}
+    for column in ("kappa", "kappa_vs_en", "auc_grade3"):
+        rows = table.drop(index=reference_lang, errors="ignore") if column == "kappa_vs_en" else table
+        rows = rows[rows[column].notna()]
+        if len(rows) > 2:
+            table.attrs["spearman"][column] = stats.spearmanr(np.log(rows["size_gib"]), rows[column])
+            table.attrs["spearman_n"][column] = len(rows)
     return table
 
 
@@ -157,7 +163,7 @@ def agreement_findings(table: pd.DataFrame, reference_lang: str = "en") -> list[
         rho = table.attrs.get("spearman", {}).get(column)
         if rho is None:
             continue
-        n = int(table[column].notna().sum())
+        n = table.attrs.get("spearman_n", {}).get(column, int(table[column].notna().sum()))
         verdict = ("supports the paper (lower with less data)" if rho.pvalue < 0.05 and rho.statistic > 0
                    else "contradicts it (higher with less data)" if rho.pvalue < 0.05
                    else "neither supports nor contradicts it (no significant trend)")
