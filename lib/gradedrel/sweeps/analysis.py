@@ -142,8 +142,7 @@ def best_tau(points: pd.DataFrame) -> pd.DataFrame:
 def check_preferred_tau(best: pd.DataFrame) -> pd.DataFrame:
     """Our best tau beside the one the paper's finding predicts, for the shared languages
     where at least two taus ran (with one, "best" says nothing)."""
-    shared = best[best["target"].isin(PAPER_RESOURCE_LEVEL)
-                  & (best["taus"] >= 2 if "taus" in best else True)].copy()
+    shared = best[best["target"].isin(PAPER_RESOURCE_LEVEL) & (best["taus"] >= 2)].copy()
     shared["paper_resource_level"] = shared["target"].map(PAPER_RESOURCE_LEVEL)
     low = shared["paper_resource_level"].map(PAPER_PREFERS_LOW_TAU)
     shared["paper_predicts"] = np.where(low, "τ=1 best", "τ>1 best")
