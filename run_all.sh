@@ -68,22 +68,9 @@ quiet() {
             -e 'KeyboardInterrupt caught in kernel' -e '^\s*$' >&2 || true
 }
 out_dir="notebooks/rendered/$profile"
-mkdir -p "$out_dir"
-params="$(mktemp --suffix=.json)"
-trap 'rm -f "$params"' EXIT
 start=$(date +%s)
-while IFS=$'\t' read -r nb parameters; do
-    name="$(basename "$nb")"
-    echo "== $name [$profile, $mode]" >&2
-    printf '%s\n' "$parameters" >"$params"
-    # PAPERMILL_LOG_OUTPUT=1: cell outputs to stderr as they come (airgap/run.sh)
-    if ! papermill "$nb" "$out_dir/$name" --cwd notebooks --kernel python3 -f "$params" \
-            --log-level WARNING --no-progress-bar ${PAPERMILL_LOG_OUTPUT:+--log-output} \
-            2> >(quiet); then
-        python -m gradedrel.results normalise "$out_dir/$name" 2>/dev/null || true
-        echo "run_all.sh: notebook $name failed (profile $profile); see $out_dir/$name" >&2
-        exit 1
-    fi
-    python -m gradedrel.results normalise "$out_dir/$name"
-done <<<"$plan"
+# one process runs every notebook in turn (papermill's API), each in its own kernel;
+# PAPERMILL_LOG_OUTPUT=1: cell outputs to stderr as they come (airgap/run.sh)
+python -m gradedrel.results render --out-dir "$out_dir" --profile "$profile" --mode "$mode" \
+    ${PAPERMILL_LOG_OUTPUT:+--log-output} <<<"$plan" 2> >(quiet) || exit 1
 echo "rendered notebooks in $out_dir ($(( $(date +%s) - start )) s)" >&2

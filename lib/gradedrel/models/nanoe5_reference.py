@@ -7,6 +7,7 @@ compiler; built once into the cache folder).
 from __future__ import annotations
 
 import ctypes
+import os
 import subprocess
 from functools import lru_cache
 
@@ -26,10 +27,13 @@ def _engine(model_path: str):
     build.mkdir(parents=True, exist_ok=True)
     lib_path = build / "libe5tok.so"
     if not lib_path.exists():
-        (build / "shim.c").write_text(_SHIM)
+        source, built = build / f"shim-{os.getpid()}.c", build / f"libe5tok-{os.getpid()}.so"
+        source.write_text(_SHIM)
         subprocess.run(["cc", "-O2", "-march=native", "-fopenmp", "-shared", "-fPIC",
-                        f"-I{src_dir}", "-o", str(lib_path), str(build / "shim.c"), "-lm"],
+                        f"-I{src_dir}", "-o", str(built), str(source), "-lm"],
                        check=True, capture_output=True)
+        os.replace(built, lib_path)           # concurrent builders do not collide
+        source.unlink()
     lib = ctypes.CDLL(str(lib_path))
     lib.e5_load.restype = ctypes.c_void_p
     lib.e5_load.argtypes = [ctypes.c_char_p]

@@ -52,21 +52,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gradedrel.multiref.ablations import ABLATION_LABELS, ABLATIONS, COLUMNS  # noqa: F401  (API)
+
 JSD_INPUTS = ("normalized", "pooled")
 DEFAULT_SCALE = 20.0
 DEFAULT_EPSILON = 1e-8
-COLUMNS = ("query_en", "passage_en", "passage_tgt")
-
-ABLATIONS = {
-    "full": dict(query_nce_weight=1.0, passage_nce_weight=0.0, jsd_weight=1.0),
-    "no_jsd": dict(query_nce_weight=1.0, passage_nce_weight=0.0, jsd_weight=0.0),
-    "no_nce": dict(query_nce_weight=0.0, passage_nce_weight=0.0, jsd_weight=1.0),
-    "nce_psg": dict(query_nce_weight=0.0, passage_nce_weight=1.0, jsd_weight=0.0),
-}
-ABLATION_LABELS = {"base": "Baseline (zero-shot)", "full": "Ours (L_JSD + L_NCE)",
-                   "no_jsd": "w/o L_JSD", "no_nce": "w/o L_NCE", "nce_psg": "L_NCEpsg"}
-
-
 def info_nce(anchors: Tensor, candidates: Tensor, scale: float = DEFAULT_SCALE) -> Tensor:
     """Mean InfoNCE of row i of `anchors` against row i of `candidates`, the other rows
     being in-batch negatives; cosine similarity times `scale` as logits."""

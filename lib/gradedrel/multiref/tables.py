@@ -20,7 +20,7 @@ from __future__ import annotations
 import pandas as pd
 
 from gradedrel.multiref import scenarios as mr
-from gradedrel.multiref.alignment_loss import ABLATION_LABELS
+from gradedrel.multiref.ablations import ABLATION_LABELS
 from gradedrel.paths import DATA_DIR
 from gradedrel.retrieval.metrics import max_at_r_norm_of_mean
 

@@ -34,9 +34,10 @@ def _per_query_values(setup: SweepSetup, spec: RunSpec, measure: str) -> pd.Data
     return pq[pq["measure"] == measure]
 
 
-def _pair_series(values: pd.DataFrame, query_lang: str, doc_lang: str) -> pd.Series:
-    sel = values[(values["query_lang"] == query_lang) & (values["doc_lang"] == doc_lang)]
-    return sel.set_index("query_id")["value"].astype(float)
+def _pair_series(values: pd.DataFrame) -> dict[tuple[str, str], pd.Series]:
+    """(query language, corpus language) -> the per-query values, split in one pass."""
+    return {(q_lang, d_lang): g.set_index("query_id")["value"].astype(float)
+            for (q_lang, d_lang), g in values.groupby(["query_lang", "doc_lang"], sort=True)}
 
 
 def spec_columns(spec: RunSpec) -> dict:
@@ -71,7 +72,8 @@ def compare_to_reference(setup: SweepSetup, specs, pairs="target", measure: str 
 
     def values(spec):
         if spec not in cache:
-            cache[spec] = _per_query_values(setup, spec, measure)
+            found = _per_query_values(setup, spec, measure)
+            cache[spec] = None if found is None else _pair_series(found)
         return cache[spec]
 
     for spec in specs:
@@ -82,7 +84,7 @@ def compare_to_reference(setup: SweepSetup, specs, pairs="target", measure: str 
         if pairs == "target":
             wanted = [(spec.target, spec.target)]
         elif pairs == "all":
-            wanted = sorted(set(zip(mine["query_lang"], mine["doc_lang"])))
+            wanted = sorted(mine)
         else:
             wanted = list(pairs)
         record = latest[setup.config_hash(spec)]
@@ -91,7 +93,8 @@ def compare_to_reference(setup: SweepSetup, specs, pairs="target", measure: str 
         used = counts.get(spec.size_reading, {}).get(spec.target)
         size_value = used if spec.size == "all" else spec.size
         for q_lang, d_lang in wanted:
-            a, b = _pair_series(mine, q_lang, d_lang), _pair_series(ref, q_lang, d_lang)
+            empty = pd.Series(dtype=float)
+            a, b = mine.get((q_lang, d_lang), empty), ref.get((q_lang, d_lang), empty)
             if len(a) < 2 or len(b) < 2:
                 continue
             test = paired_test(a, b, method=method)
@@ -215,7 +218,10 @@ def mixture_table(setup: SweepSetup, specs, measure: str = "nDCG@10", method: st
 
 def table1_layout(table: pd.DataFrame, targets, added, taus, variant: str = "disjoint") -> pd.DataFrame:
     """The paper's Table 1 layout for one variant: '-' rows hold the target-only value,
-    others '+0.012 (+1.9%)', `*` where the paired test gives p < 0.05."""
+    others '+0.012 (+1.9%)', `*` where the paired test gives p < 0.05. A table without a
+    `variant` column (the paper's) is read as that variant."""
+    if "variant" not in table.columns:
+        table = table.assign(variant=variant)
     cells = {}
     for r in table.itertuples():
         if r.added == "-":
@@ -270,8 +276,9 @@ def relative_change_matrix(points: pd.DataFrame, low: int = 1, high: int = 3,
 
 
 def compare_table2(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
-    """Cells both tables have, with whether the sign (which tau wins) agrees."""
-    long = ours.stack().rename("ours_pct").reset_index()
+    """Cells both tables have, with whether the sign (which tau wins) agrees; our cells
+    without both models (NaN) are not cells we have."""
+    long = ours.stack().dropna().rename("ours_pct").reset_index()
     long.columns = ["query_lang", "doc_lang", "ours_pct"]
     merged = long.merge(paper, on=["query_lang", "doc_lang"])
     merged = merged.rename(columns={"relative_change_pct": "paper_pct"})

@@ -39,7 +39,7 @@ from gradedrel.data.split import halve_groups, split_groups
 from gradedrel.paths import DATA_DIR, RESULTS_DIR
 from gradedrel.sweeps.run_store import RunStore
 from gradedrel.training import pairs as tp
-from gradedrel.training.false_negatives import LABEL_COLUMN, FalseNegativeMask, MaskedInfoNCELoss
+from gradedrel.training.false_negatives import LABEL_COLUMN, FalseNegativeMask
 from gradedrel.training.finetune import Recipe, fine_tune
 
 RECIPE_VERSION = 2        # bump when training or evaluation code changes what a hash means
@@ -462,6 +462,7 @@ def run_one(setup: SweepSetup, spec: RunSpec) -> tuple[dict, pd.DataFrame]:
     if not spec.is_baseline:
         pairs, counts = training_pairs(setup, spec)
         mask = false_negative_mask(setup, spec, pairs)
+        from gradedrel.training.masked_infonce import MaskedInfoNCELoss
         loss = MaskedInfoNCELoss(model, mask, scale=setup.recipe.loss_scale)
         outcome = fine_tune(model, pairs, setup.recipe, seed=spec.seed, loss=loss)
         # the trained weights are no longer the checkpoint's: no embedding cache for them
