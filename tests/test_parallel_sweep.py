@@ -126,3 +126,19 @@ def test_the_queue_orders_longest_first_or_smallest_size_first():
         (250, 0, 3), (250, 0, 1), (250, 1, 3), (250, 1, 1), (1000, 0, 3), (1000, 0, 1)]
     with pytest.raises(ValueError, match="order"):
         in_order(setup, specs, "random")
+
+
+def test_a_worker_killed_midway_is_named_once_with_its_configuration():
+    from types import SimpleNamespace
+
+    from gradedrel.sweeps.parallel import dead_worker_lines
+
+    def proc(alive, code):
+        return SimpleNamespace(is_alive=lambda: alive, exitcode=code)
+
+    procs = [proc(True, None), proc(False, -9), proc(False, 0)]   # running, killed, finished
+    reported = set()
+    lines = dead_worker_lines(procs, {1: "ru+en tau=3 instances=250"}, reported)
+    assert lines == ["worker 1 exited with code -9 while running ru+en tau=3 instances=250; "
+                     "it is not stored and runs again next time"]
+    assert dead_worker_lines(procs, {}, reported) == []          # reported once

@@ -64,7 +64,29 @@ def _worker(cfg: dict, store_folder: str, tasks, outcomes, threads: int | None, 
         spec = tasks.get()
         if spec is None:
             return
+        outcomes.put((worker, RUNNING, spec.label(), None, None))
         outcomes.put((worker, *run_and_store(setup, spec)))
+        # the worker's peak resident memory so far, in GiB (Linux reports KiB)
+        import resource
+        outcomes.put((worker, PEAK_RSS, spec.label(), None,
+                      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20))
+
+
+RUNNING, PEAK_RSS = "running", "peak_rss"
+
+
+def dead_worker_lines(procs, running: dict, reported: set) -> list[str]:
+    """One line for each worker that has exited abnormally since the last call (a kill for
+    memory shows as exit code -9), naming the configuration it was on: that one is not in
+    the store and runs again on the next call, as after any killed run."""
+    lines = []
+    for i, p in enumerate(procs):
+        if i in reported or p.is_alive() or p.exitcode in (0, None):
+            continue
+        reported.add(i)
+        lines.append(f"worker {i} exited with code {p.exitcode} while running "
+                     f"{running.get(i, 'nothing')}; it is not stored and runs again next time")
+    return lines
 
 
 def run_sweep_parallel(cfg: dict, specs, workers: int = 2, setup=None, log=print,
@@ -103,16 +125,26 @@ def run_sweep_parallel(cfg: dict, specs, workers: int = 2, setup=None, log=print
     for p in procs:
         p.start()
     pending = {setup.config_hash(s): s for s in todo}
+    running, reported = {}, set()
     try:
         while pending:
             try:
                 worker, label, h, status, seconds = outcomes.get(timeout=POLL_SECONDS)
             except queue_module.Empty:
+                for line in dead_worker_lines(procs, running, reported):
+                    log(line)
                 if not any(p.is_alive() for p in procs):
                     for h, spec in pending.items():
                         outcome.append((spec.label(), h, "not run: every worker exited", None))
                     break
                 continue
+            if label == RUNNING:
+                running[worker] = h
+                continue
+            if label == PEAK_RSS:
+                log(f"   worker {worker}: peak resident memory {seconds:.1f} GiB after {h}")
+                continue
+            running.pop(worker, None)
             pending.pop(h, None)
             outcome.append((label, h, status, seconds))
             log(f"[{len(todo) - len(pending)}/{len(todo)}, worker {worker}, "
