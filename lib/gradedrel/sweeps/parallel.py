@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue as queue_module
+import resource
 import time
 
 import pandas as pd
@@ -64,15 +65,14 @@ def _worker(cfg: dict, store_folder: str, tasks, outcomes, threads: int | None, 
         spec = tasks.get()
         if spec is None:
             return
-        outcomes.put((worker, RUNNING, spec.label(), None, None))
-        outcomes.put((worker, *run_and_store(setup, spec)))
+        outcomes.put((RUNNING, worker, spec.label()))
+        outcomes.put((DONE, worker, *run_and_store(setup, spec)))
         # the worker's peak resident memory so far, in GiB (Linux reports KiB)
-        import resource
-        outcomes.put((worker, PEAK_RSS, spec.label(), None,
-                      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20))
+        outcomes.put((PEAK_RSS, worker, spec.label(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20))
 
 
-RUNNING, PEAK_RSS = "running", "peak_rss"
+# what a worker tells the parent: (kind, worker, ...)
+RUNNING, DONE, PEAK_RSS = "running", "done", "peak_rss"
 
 
 def dead_worker_lines(procs, running: dict, reported: set) -> list[str]:
@@ -129,7 +129,7 @@ def run_sweep_parallel(cfg: dict, specs, workers: int = 2, setup=None, log=print
     try:
         while pending:
             try:
-                worker, label, h, status, seconds = outcomes.get(timeout=POLL_SECONDS)
+                kind, worker, *message = outcomes.get(timeout=POLL_SECONDS)
             except queue_module.Empty:
                 for line in dead_worker_lines(procs, running, reported):
                     log(line)
@@ -138,12 +138,13 @@ def run_sweep_parallel(cfg: dict, specs, workers: int = 2, setup=None, log=print
                         outcome.append((spec.label(), h, "not run: every worker exited", None))
                     break
                 continue
-            if label == RUNNING:
-                running[worker] = h
+            if kind == RUNNING:
+                running[worker] = message[0]
                 continue
-            if label == PEAK_RSS:
-                log(f"   worker {worker}: peak resident memory {seconds:.1f} GiB after {h}")
+            if kind == PEAK_RSS:
+                log(f"   worker {worker}: peak resident memory {message[1]:.1f} GiB after {message[0]}")
                 continue
+            label, h, status, seconds = message
             running.pop(worker, None)
             pending.pop(h, None)
             outcome.append((label, h, status, seconds))
