@@ -19,11 +19,36 @@ XDIST_GROUPS = {"test_notebooks.py": "notebooks", "test_llm_chat.py": "llm",
                 "test_llama_server.py": "llm", "test_packaged_llms.py": "llm"}
 
 
+@pytest.hookimpl(tryfirst=True)     # before pytest-xdist's own hook reads the marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
         group = XDIST_GROUPS.get(item.path.name)
-        if group:
+        if group and not item.get_closest_marker("xdist_group"):     # a test's own group wins
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_configure(config):
+    """--dist loadgroup works by renaming each item to 'id@group' (Node._nodeid); a pytest
+    whose Node.nodeid no longer reads that name makes xdist ignore the groups silently."""
+    if config.getoption("dist", "no") == "loadgroup" and not hasattr(config, "workerinput"):
+        from _pytest.nodes import Node
+        if "_nodeid" not in Node.nodeid.fget.__code__.co_names:
+            raise pytest.UsageError(f"pytest {pytest.__version__} and this pytest-xdist ignore "
+                                    "xdist_group marks; install the versions in constraints.txt")
+
+
+@pytest.hookimpl(trylast=True)      # after pytest-xdist's hook has named each item's group
+def pytest_collection_finish(session):
+    """On an xdist worker under --dist loadgroup, every grouped item's id must end in its
+    group, else the groups are silently ignored and the notebooks (which read each other's
+    results) run on two workers at once."""
+    if not (hasattr(session.config, "workerinput") and session.config.getoption("loadgroup", False)):
+        return
+    lost = [item.nodeid for item in session.items
+            if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if lost:
+        raise pytest.UsageError(f"pytest-xdist did not apply the xdist_group marks ({len(lost)} tests, "
+                                f"e.g. {lost[0]}): this pytest and pytest-xdist do not work together")
 
 
 def data_available(env_var: str, folder: str, probe: str) -> bool:

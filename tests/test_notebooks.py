@@ -60,6 +60,7 @@ def test_a_redraw_labels_its_comparison_as_stored(tmp_path):
     assert "stored, not recomputed" in checked(nb)
 
 
+@pytest.mark.xdist_group("redraw")      # reads only data/results/xquad/: free to run beside the smoke runs
 def test_the_main_job_redraws_from_stored_tables_alone(tmp_path, monkeypatch):
     """Every notebook on the xquad profile, as ./run_all.sh runs them, against a copy of the
     committed results: loading a model, starting a server or training raises
