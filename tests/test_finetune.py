@@ -124,3 +124,30 @@ def test_data_loader_workers_change_the_speed_not_the_result(tiny_checkpoint):
         assert outcome.steps == 2
         trained.append(dict(model.named_parameters()))
     assert all(torch.equal(trained[0][n], p) for n, p in trained[1].items())
+
+
+def test_gradient_checkpointing_changes_the_memory_not_the_result(tiny_checkpoint):
+    """Checkpointing recomputes each layer's forward in the backward pass, dropout included
+    (the RNG state is replayed): the same weights, bit for bit. The auto setting switches it
+    on only on the CPU and only past CHECKPOINT_ABOVE_TOKENS."""
+    import torch
+
+    from gradedrel.models.encoders import load_encoder
+    from gradedrel.training.finetune import CHECKPOINT_ABOVE_TOKENS, Speed
+
+    auto = Speed()
+    assert not auto.checkpointing(cuda=False, longest_tokens=CHECKPOINT_ABOVE_TOKENS)
+    assert auto.checkpointing(cuda=False, longest_tokens=CHECKPOINT_ABOVE_TOKENS + 1)
+    assert not auto.checkpointing(cuda=True, longest_tokens=512)
+    assert Speed(gradient_checkpointing=True).checkpointing(cuda=True, longest_tokens=8)
+
+    pairs = pd.DataFrame({"query": list(QUERIES.values()), "passage": list(DOCS.values())[:4]})
+    trained, flags = [], []
+    for on in (False, True):
+        model = load_encoder(tiny_checkpoint, device="cpu")
+        outcome = fine_tune(model, pairs, RECIPE, seed=0, speed=Speed(gradient_checkpointing=on))
+        flags.append(outcome.gradient_checkpointing)
+        assert not model[0].auto_model.is_activation_checkpointing      # off again afterwards
+        trained.append(dict(model.named_parameters()))
+    assert flags == [False, True]
+    assert all(torch.equal(trained[0][n], p) for n, p in trained[1].items())

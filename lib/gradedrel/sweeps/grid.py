@@ -470,6 +470,7 @@ def run_one(setup: SweepSetup, spec: RunSpec) -> tuple[dict, pd.DataFrame]:
         record.update(counts=counts, steps=outcome.steps, train_seconds=outcome.seconds,
                       seconds_per_step=round(outcome.seconds / max(outcome.steps, 1), 3),
                       train_loss=outcome.train_loss, n_pairs=outcome.pairs,
+                      gradient_checkpointing=outcome.gradient_checkpointing,
                       masked_negatives=mask.masked, in_batch_negatives=mask.candidates)
     eval_start = time.perf_counter()
     per_query = evaluate_model(setup, model, spec)

@@ -15,8 +15,8 @@ similar-length pairs share a batch, so little of a step is padding); `batching=
 
 `Speed` holds what changes the speed but not the recipe: bf16 autocast and TF32 (CUDA
 only: bf16 autocast on CPU is several times slower), fused AdamW, data-loader workers
-that tokenise the next batch while the GPU works, torch.compile. One seed fixes sampling,
-shuffling and dropout.
+that tokenise the next batch while the GPU works, torch.compile, gradient checkpointing.
+One seed fixes sampling, shuffling and dropout.
 """
 from __future__ import annotations
 
@@ -40,6 +40,13 @@ ME5_SMALL_LR = 1e-5
 
 
 BATCHINGS = ("length_bucketed", "no_duplicates", "random")
+
+# Attention's backward keeps every layer's batch x heads x L x L scores on the CPU: one
+# step on 32 pairs of 355-token passages (the longest Russian XQuAD-R sentences) peaked at
+# 12.7 GB, 4.1 GB with gradient checkpointing, whose gradients are bit-identical (tests) for
+# about a third more compute. So it is a speed setting, on by default on the CPU where a
+# training text is longer than this (English XQuAD-R sentences stop at 131 tokens).
+CHECKPOINT_ABOVE_TOKENS = 256
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class TrainingOutcome:
     seconds: float
     pairs: int
     train_loss: float | None
+    gradient_checkpointing: bool = False
 
 
 def training_prompts(model) -> dict[str, str]:
@@ -92,6 +100,7 @@ class Speed:
     fused_adamw: bool | None = True     # None: transformers' default optimizer
     dataloader_workers: int | None = None
     torch_compile: bool = False
+    gradient_checkpointing: bool | None = None    # None: on the CPU for texts > CHECKPOINT_ABOVE_TOKENS
 
     @classmethod
     def plain(cls) -> "Speed":
@@ -103,21 +112,49 @@ class Speed:
                      fused_adamw=self.fused_adamw,
                      dataloader_workers=(2 if cuda else 0) if self.dataloader_workers is None
                      else self.dataloader_workers,
-                     torch_compile=self.torch_compile)
+                     torch_compile=self.torch_compile,
+                     gradient_checkpointing=self.gradient_checkpointing)
+
+    def checkpointing(self, cuda: bool, longest_tokens: int) -> bool:
+        if self.gradient_checkpointing is not None:
+            return self.gradient_checkpointing
+        return not cuda and longest_tokens > CHECKPOINT_ABOVE_TOKENS
 
 
-def _batch_sampler(recipe: Recipe, model, dataset):
+def _passage_lengths(recipe: Recipe, model, dataset):
+    """Token counts of each row's passage and (if any) negative, capped at max_seq_length."""
+    from gradedrel.training.length_bucketing import token_lengths
+    lengths = [token_lengths(model.tokenizer, dataset["passage"], recipe.max_seq_length)]
+    if "negative" in dataset.column_names:
+        lengths.append(token_lengths(model.tokenizer, dataset["negative"], recipe.max_seq_length))
+    return lengths
+
+
+def _set_checkpointing(model, on: bool) -> bool:
+    """Switch the transformer's gradient (activation) checkpointing; returns whether it was
+    on. transformers 5 renamed the methods; older releases have only the gradient_ names."""
+    transformer = model[0].auto_model
+    new_api = hasattr(transformer, "activation_checkpointing_enable")
+    was_on = bool(transformer.is_activation_checkpointing if new_api
+                  else transformer.is_gradient_checkpointing)
+    if on and not was_on:
+        (transformer.activation_checkpointing_enable if new_api
+         else transformer.gradient_checkpointing_enable)()
+    elif was_on and not on:
+        (transformer.activation_checkpointing_disable if new_api
+         else transformer.gradient_checkpointing_disable)()
+    return was_on
+
+
+def _batch_sampler(recipe: Recipe, lengths):
     from sentence_transformers.base.sampler import BatchSamplers
 
     if recipe.batching == "random":
         return BatchSamplers.BATCH_SAMPLER
     if recipe.batching == "no_duplicates":
         return BatchSamplers.NO_DUPLICATES
-    from gradedrel.training.length_bucketing import length_bucketed_sampler, token_lengths
-    cost = token_lengths(model.tokenizer, dataset["passage"], recipe.max_seq_length)
-    if "negative" in dataset.column_names:
-        cost = cost + token_lengths(model.tokenizer, dataset["negative"], recipe.max_seq_length)
-    return length_bucketed_sampler(cost)
+    from gradedrel.training.length_bucketing import length_bucketed_sampler
+    return length_bucketed_sampler(sum(lengths))
 
 
 def build_trainer(model, pairs: pd.DataFrame, recipe: Recipe, output_dir, seed: int = 0,
@@ -151,13 +188,16 @@ def build_trainer(model, pairs: pd.DataFrame, recipe: Recipe, output_dir, seed: 
         # the workers fork after the tokenizer ran here; they tokenise one batch each anyway
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     model.max_seq_length = recipe.max_seq_length
+    lengths = _passage_lengths(recipe, model, dataset)
+    checkpointing = speed.checkpointing(cuda, max(int(n.max()) for n in lengths))
+    _set_checkpointing(model, checkpointing)
     # the model card's widget examples draw from Python's global random state: off
     model.model_card_data.generate_widget_examples = False
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir), per_device_train_batch_size=recipe.batch_size,
         num_train_epochs=recipe.epochs, max_steps=max_steps, learning_rate=recipe.learning_rate,
         warmup_steps=recipe.warmup_ratio, lr_scheduler_type=recipe.scheduler,
-        weight_decay=recipe.weight_decay, batch_sampler=_batch_sampler(recipe, model, dataset),
+        weight_decay=recipe.weight_decay, batch_sampler=_batch_sampler(recipe, lengths),
         prompts=training_prompts(model), bf16=speed.bf16, tf32=speed.tf32 if cuda else None,
         **({} if speed.fused_adamw is None
            else {"optim": "adamw_torch_fused" if speed.fused_adamw else "adamw_torch"}),
@@ -184,6 +224,8 @@ def fine_tune(model, pairs: pd.DataFrame, recipe: Recipe = Recipe(), seed: int =
         result = trainer.train()
         seconds = time.perf_counter() - start
     model.eval()
+    checkpointed = _set_checkpointing(model, False)
     return TrainingOutcome(steps=int(trainer.state.global_step), seconds=round(seconds, 2),
                            pairs=len(pairs), train_loss=float(result.training_loss)
-                           if result.training_loss is not None else None)
+                           if result.training_loss is not None else None,
+                           gradient_checkpointing=checkpointed)
