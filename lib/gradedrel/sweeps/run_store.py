@@ -16,12 +16,12 @@ torn last line is repaired on reading; a corrupt line elsewhere is an error that
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from gradedrel import jsonl_log
+from gradedrel.paths import written_aside
 
 FINISHED, FAILED = "finished", "failed"
 PER_QUERY_COLUMNS = ["query_lang", "doc_lang", "query_id", "measure", "value"]
@@ -85,13 +85,11 @@ class RunStore:
         if "config_hash" not in record:
             raise ValueError("a record needs its config_hash")
         path = self.per_query_path(record["config_hash"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         frame = per_query[PER_QUERY_COLUMNS].astype(
             {"query_lang": "category", "doc_lang": "category", "measure": "category",
              "value": "float32"})
-        frame.to_parquet(tmp, index=False, compression="zstd")
-        os.replace(tmp, path)
+        with written_aside(path) as part:
+            frame.to_parquet(part, index=False, compression="zstd")
         self._append({**record, "status": FINISHED})
 
     def write_failed(self, record: dict, error: str) -> None:
