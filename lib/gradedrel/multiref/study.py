@@ -232,6 +232,40 @@ def zero_shot_table(settings: StudySettings, coll: Collection, recompute: bool =
     return results.load_table(profile, "06_base_summary"), results.load_record(profile, "06_base")
 
 
+ZERO_SHOT_CHECKS = ("06_base_intervals", "06_language_gap_matched", "06_outlier_factors")
+
+
+def zero_shot_checks(settings: StudySettings, coll: Collection, recompute: bool = False
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """`zero_shot_checks`' intervals, size-matched gaps and outlier factors for every
+    target (the base encoder on all of XQuAD), as stored in the ZERO_SHOT_CHECKS tables."""
+    from gradedrel.models.encoders import load_encoder
+    from gradedrel.multiref import zero_shot_checks as zc
+
+    profile = settings.profile
+    missing = [name for name in ZERO_SHOT_CHECKS if recompute or not results.have_table(profile, name)]
+    if missing:
+        model = load_encoder(settings.encoder)
+        tables = {name: [] for name in missing}
+        intervals, gaps, factors = ZERO_SHOT_CHECKS
+        for target in settings.targets:
+            pair = coll.subset(langs=[ENGLISH, target])
+            query_emb, paragraph_emb = mr.embed_pair(model, pair, (ENGLISH, target),
+                                                     settings.batch_size, show_progress=False)
+            if intervals in tables or gaps in tables:       # the slow part: every ranking
+                per_query = zc.per_query(pair, target, query_emb, paragraph_emb)
+                for name, build in ((intervals, zc.intervals), (gaps, zc.matched_gaps)):
+                    if name in tables:
+                        tables[name].append(build(per_query))
+            if factors in tables:
+                tables[factors].append(pd.DataFrame([zc.outlier_factors(
+                    pair, target, query_emb, paragraph_emb, model.tokenizer)]))
+        for name, parts in tables.items():
+            results.save_table(pd.concat(parts, ignore_index=True), profile, name)
+        del model
+    return tuple(results.load_table(profile, name) for name in ZERO_SHOT_CHECKS)
+
+
 def describe_zero_shot(record: dict) -> str:
     return (f"computed {record['date']} on {record['device']} in {record['seconds']:.0f} s "
             f"({len(record['targets'])} pairs, {record['n_questions']} questions a language, "

@@ -277,3 +277,123 @@ def summary_lines(base: pd.DataFrame, oracle: pd.DataFrame, summary_ft: pd.DataF
                          f"{r.loc[target, mr.PAPER_NORM]:.2f} ({target} queries), held-out articles, "
                          f"|D| = {int(r['pool_size'].iloc[0])}.")
     return lines
+
+
+# --- intervals, size-matched gaps, the outlier (zero_shot_checks tables) -----------------------
+
+def with_interval(mean: float, low: float, high: float, fmt: str) -> str:
+    """'mean [low, high]', e.g. with_interval(2.35, 1.6, 3.2, ".1f") = "2.4 [1.6, 3.2]"."""
+    return f"{mean:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
+
+
+def interval_view(intervals: pd.DataFrame, pool: str = "pair", scenario: str = "Multi",
+                  measures=(("Complete@10", ".1f"), ("Max@R", ".1f"), ("Max@R-norm", ".1f"))
+                  ) -> pd.DataFrame:
+    """(target, query_lang) rows, a "mean [95% interval]" cell per measure, and n."""
+    rows = intervals[(intervals["pool"] == pool) & (intervals["scenario"] == scenario)]
+    cells = {}
+    for measure, fmt in measures:
+        m = rows[rows["measure"] == measure].set_index(["target", "query_lang"])
+        label = "Max@R-norm (per-query mean)" if measure == "Max@R-norm" else measure
+        cells[label] = [with_interval(a, b, c, fmt) for a, b, c in zip(m["mean"], m["ci_low"], m["ci_high"])]
+        index, n = m.index, m["n"]
+    return pd.DataFrame(cells, index=index).assign(n=n.to_numpy())
+
+
+def matched_gap_view(gaps: pd.DataFrame, measure: str = "Max@R") -> pd.DataFrame:
+    """Target rows, a column per pool: the English advantage "gap [95% interval]", and the
+    pools' sizes as a last row."""
+    rows = gaps[gaps["measure"] == measure]
+    pools = list(dict.fromkeys(rows["pool"]))
+    table = rows.pivot(index="target", columns="pool", values="gap")[pools]
+    cells = rows.assign(cell=[with_interval(g, lo, hi, ".1f")
+                              for g, lo, hi in zip(rows["gap"], rows["ci_low"], rows["ci_high"])])
+    view = cells.pivot(index="target", columns="pool", values="cell").reindex(index=table.index)[pools]
+    sizes = rows.groupby("pool", sort=False)["pool_size"].median().reindex(pools)
+    view.loc["|D| (median)"] = [f"{s:.0f}" for s in sizes]
+    return view
+
+
+def matched_gap_lines(gaps: pd.DataFrame, measure: str = "Max@R") -> list[str]:
+    """Median gap per pool over targets, and how many targets' intervals exclude zero."""
+    rows = gaps[gaps["measure"] == measure]
+    lines = []
+    for pool, g in rows.groupby("pool", sort=False):
+        above = int((g["ci_low"] > 0).sum())
+        lines.append(f"{pool} (|D| ≈ {g['pool_size'].median():.0f}): median {measure} gap "
+                     f"{g['gap'].median():.1f} over {len(g)} targets; {above} of them favour "
+                     f"English with an interval above zero.")
+    return lines
+
+
+OUTLIER_COLUMNS = ["pair pool", "pair pool, refs first in ties", "pair pool, refs last in ties",
+                   "paragraph pool", "paragraph pool, language offset removed",
+                   "Mono-Cross nDCG@1 (%)", "score offset (en - target docs)", "target score SD",
+                   "offset in target SDs",
+                   "paragraph tokens (median)", "paragraphs over 512 tokens (%)"]
+
+
+def outlier_view(factors: pd.DataFrame, table1: pd.DataFrame, english: str = ENGLISH) -> pd.DataFrame:
+    """Complete@10 (%) of English queries in Multi under each variation, the factors, and
+    the paper's me5-base value; sorted by the pair pool's Complete@10."""
+    view = factors.set_index("target")[[c for c in OUTLIER_COLUMNS if c in factors.columns]]
+    paper = table1.xs(english, level="query_lang")["paper me5-base Complete@10"]
+    view = view.assign(**{"paper me5-base (pair pool)": paper.reindex(view.index)}).sort_values("pair pool")
+    fine = {"score offset (en - target docs)": 4, "target score SD": 4}
+    return view.round({c: fine.get(c, 2) for c in view.columns})
+
+
+def outlier_lines(factors: pd.DataFrame, target: str = "zh") -> list[str]:
+    """Where `target` stands among the targets on each factor (1 = lowest)."""
+    view = factors.set_index("target")
+    if target not in view.index:
+        return []
+    lines = []
+    for col in ("pair pool", "paragraph pool", "paragraph pool, language offset removed",
+                "Mono-Cross nDCG@1 (%)", "score offset (en - target docs)", "target score SD",
+                "offset in target SDs"):
+        if col in view:
+            rank = int(view[col].rank(method="min")[target])
+            lines.append(f"{target} {col}: {view.loc[target, col]:.4g}, rank {rank} of {len(view)} "
+                         f"from the lowest (median of the others {view[col].drop(target).median():.4g}).")
+    return lines
+
+
+def outlier_findings(factors: pd.DataFrame, target: str = "zh") -> list[str]:
+    """What the outlier table shows for `target`, each statement tested on the numbers."""
+    view = factors.set_index("target")
+    if target not in view.index or len(view) < 3:
+        return []
+    row, others = view.loc[target], view.drop(target)
+    first, last = row["pair pool, refs first in ties"], row["pair pool, refs last in ties"]
+    lowest_other = others["pair pool"].min()
+    lines = [f"Tie order: on the pair pool {target}'s Complete@10 lies between {last:.2f} (references "
+             f"last among equal scores) and {first:.2f} (first); the lowest other pair reaches "
+             f"{lowest_other:.2f} with trec_eval's order, so ties "
+             + ("do not explain the outlier." if first < lowest_other else "could explain it.")]
+    para_gap = others["paragraph pool"].min() - row["paragraph pool"]
+    lines.append(f"Pool: without copies (paragraph pool) {target} is at {row['paragraph pool']:.2f}, "
+                 + (f"still {para_gap:.1f} points below the lowest other pair." if para_gap > 0
+                    else "no longer the lowest pair."))
+    centred_gap = others["paragraph pool, language offset removed"].min() - row["paragraph pool, language offset removed"]
+
+    def below(gap):
+        return (f"{gap:.1f} points below the lowest other pair" if gap > 0
+                else f"{-gap:.1f} points above the lowest other pair")
+    lines.append(f"Language offset: with each language's mean score removed, {target} moves from "
+                 f"{row['paragraph pool']:.2f} to {row['paragraph pool, language offset removed']:.2f} "
+                 f"({below(centred_gap)}, against {below(para_gap)} before).")
+    if "offset in target SDs" in view:
+        top = view["offset in target SDs"].idxmax()
+        lines.append(f"English queries score {target}'s paragraphs {row['score offset (en - target docs)']:.3f} "
+                     f"lower than English ones, with a spread (SD) of {row['target score SD']:.4f}: "
+                     f"{row['offset in target SDs']:.2f} SDs, the largest is {top}'s "
+                     f"({view['offset in target SDs'].max():.2f}); the other pairs' median is "
+                     f"{others['offset in target SDs'].median():.2f}.")
+    if "paragraph tokens (median)" in view:
+        lines.append(f"Tokenisation: {target}'s paragraphs have a median of {row['paragraph tokens (median)']:.0f} "
+                     f"tokens (others {others['paragraph tokens (median)'].median():.0f}); "
+                     f"{row['paragraphs over 512 tokens (%)']:.2f}% exceed e5's 512, so truncation "
+                     + ("is not the cause." if row["paragraphs over 512 tokens (%)"]
+                        <= others["paragraphs over 512 tokens (%)"].median() else "may matter."))
+    return lines
