@@ -129,3 +129,16 @@ def test_outlier_findings_follow_the_numbers():
     factors.loc[factors["target"] == "zh", "pair pool, refs first in ties"] = 25
     assert mt.outlier_findings(factors, "zh")[0].endswith("could explain it.")
     assert mt.outlier_findings(factors, "xx") == []
+
+
+def test_intervals_by_model_and_the_view(four_paragraphs):
+    from gradedrel.multiref import tables as mt
+    coll, queries, paragraphs = four_paragraphs
+    per_query = zc.per_query(coll, "xx", queries, paragraphs)
+    both = pd.concat([per_query.assign(model="base"), per_query.assign(model="ft", value=per_query["value"] * 2)])
+    table = zc.intervals(both, rows=[("pair", "Multi")], measures=("Max@R",), by=("model",))
+    means = table.set_index(["model", "query_lang"])["mean"]
+    assert means[("ft", "en")] == pytest.approx(2 * means[("base", "en")]) == pytest.approx(5.5)
+    view = mt.interval_view(table, index=("target", "model", "query_lang"))
+    assert list(view.columns) == ["Max@R", "n"]                # measures it lacks are left out
+    assert view.loc[("xx", "base", "en"), "Max@R"].startswith("2.8 [")

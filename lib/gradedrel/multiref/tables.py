@@ -287,17 +287,18 @@ def with_interval(mean: float, low: float, high: float, fmt: str) -> str:
 
 
 def interval_view(intervals: pd.DataFrame, pool: str = "pair", scenario: str = "Multi",
-                  measures=(("Complete@10", ".1f"), ("Max@R", ".1f"), ("Max@R-norm", ".1f"))
-                  ) -> pd.DataFrame:
-    """(target, query_lang) rows, a "mean [95% interval]" cell per measure, and n."""
+                  measures=(("Complete@10", ".1f"), ("Max@R", ".1f"), ("Max@R-norm", ".1f")),
+                  index=("target", "query_lang")) -> pd.DataFrame:
+    """`index` rows, a "mean [95% interval]" cell per measure (those `intervals` has), and n."""
     rows = intervals[(intervals["pool"] == pool) & (intervals["scenario"] == scenario)]
+    measures = [(m, fmt) for m, fmt in measures if (rows["measure"] == m).any()]
     cells = {}
     for measure, fmt in measures:
-        m = rows[rows["measure"] == measure].set_index(["target", "query_lang"])
+        m = rows[rows["measure"] == measure].set_index(list(index))
         label = "Max@R-norm (per-query mean)" if measure == "Max@R-norm" else measure
         cells[label] = [with_interval(a, b, c, fmt) for a, b, c in zip(m["mean"], m["ci_low"], m["ci_high"])]
-        index, n = m.index, m["n"]
-    return pd.DataFrame(cells, index=index).assign(n=n.to_numpy())
+        rows_index, n = m.index, m["n"]
+    return pd.DataFrame(cells, index=rows_index).assign(n=n.to_numpy())
 
 
 def matched_gap_view(gaps: pd.DataFrame, measure: str = "Max@R") -> pd.DataFrame:

@@ -66,16 +66,17 @@ def per_query(pair: Collection, target: str, query_emb: dict, paragraph_emb: dic
     return pd.concat(frames, ignore_index=True)
 
 
-def intervals(per_query_frame: pd.DataFrame, rows=INTERVAL_ROWS, measures=INTERVAL_MEASURES
-              ) -> pd.DataFrame:
-    """Mean and 95% bootstrap interval over questions for each (target, pool, scenario,
+def intervals(per_query_frame: pd.DataFrame, rows=INTERVAL_ROWS, measures=INTERVAL_MEASURES,
+              by=()) -> pd.DataFrame:
+    """Mean and 95% bootstrap interval over questions for each (target, *by, pool, scenario,
     query language, measure); Complete@10 and nDCG@1 in percent; `pool_size` is the mean
-    |D| a query saw (the half pools differ slightly in size)."""
+    |D| a query saw (the half pools differ slightly in size). `by`: more key columns (the
+    fine-tunes' model and tag)."""
     keep = per_query_frame[pd.Series(list(zip(per_query_frame["pool"], per_query_frame["scenario"])),
                                      index=per_query_frame.index).isin(rows)
                            & per_query_frame["measure"].isin(measures)]
     out = []
-    keys = ["target", "pool", "scenario", "query_lang", "measure"]
+    keys = ["target", *by, "pool", "scenario", "query_lang", "measure"]
     for key, group in keep.groupby(keys, sort=False):
         scale = 100.0 if key[-1] in PERCENT else 1.0
         mean, low, high = mean_with_interval(scale * group["value"].to_numpy())
