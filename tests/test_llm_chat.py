@@ -188,6 +188,7 @@ def test_real_local_server_with_gemma():
     assert queries[0]["status"] in ("ok", "empty", "instruction_echo", "too_long") and queries[0]["raw"]
     assert (queries[0]["query"] is not None) == (queries[0]["status"] == "ok")
     assert server.process.poll() is not None          # stopped on exit
+    assert not server.log_path.exists()                 # and its log, after a clean exit, removed
 
 
 @pytest.mark.integration
@@ -304,3 +305,15 @@ def test_failed_requests_surface_their_causes_counted(scripted_server, tmp_path)
     assert counts["failed"] == 2 and len(store) == 0          # failures are not cached
     (kind, cause), = counts["failure_causes"].items()
     assert cause["count"] == 2 and "try later" in cause["first"]
+
+
+@pytest.mark.integration
+def test_a_server_that_fails_to_start_keeps_its_log(tmp_path):
+    from gradedrel.annotation.local_llm import LlamaCppServer
+    bogus = tmp_path / "not-a-model.gguf"
+    bogus.write_bytes(b"GGUF but not really")
+    server = LlamaCppServer(bogus, alias="bogus", n_threads=1, startup_timeout=60)
+    with pytest.raises(RuntimeError, match="exited with"):
+        server.start()
+    assert server.log_path.exists()                      # what went wrong stays readable
+    server.log_path.unlink()

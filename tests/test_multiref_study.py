@@ -52,7 +52,7 @@ def test_smoke_plan_on_the_cpu():
     assert s.describe() == (
         "profile smoke: targets ['de']; fine-tune ['de'] x ['full', 'no_jsd', 'no_nce', 'nce_psg'], "
         "lr 3e-05, 8 triplets, {'batch_size': 4, 'max_seq_length': 64, 'gradient_checkpointing': "
-        "False}; device cpu")
+        "False}; seeds [42, 43] for ('full', 'no_jsd') on de; device cpu")
 
 
 def test_xquad_plan_depends_on_the_device_and_parameters_override_it():
@@ -422,3 +422,73 @@ def test_jsd_diagnostic_by_hand_and_cached(fake_models):
     assert loaded == []
     assert len(study.jsd_diagnostic(settings, test, runs)) == 3    # another model: again
     assert loaded == [None, runs[0]["output_dir"], runs[1]["output_dir"]]
+
+
+# --- seeds and contrasts between loss settings ----------------------------------------------------
+
+def test_seed_runs_follow_the_plan():
+    smoke = study.resolve_settings("smoke", on_gpu=False)
+    assert smoke.seed_target == "de"
+    assert smoke.training_seeds("de", "full") == [42, 43] and smoke.training_seeds("de", "no_nce") == [42]
+    assert study.resolve_settings("smoke", on_gpu=False, extra_seeds=[]).training_seeds("de", "full") == [42]
+    assert study.resolve_settings("xquad", on_gpu=False).training_seeds("zh", "full") == [42]
+    gpu = study.resolve_settings("xquad", on_gpu=True)
+    assert gpu.seed_target == "zh" and gpu.training_seeds("zh", "no_jsd") == [42, 43, 44]
+    assert gpu.training_seeds("ar", "full") == [42]
+    assert study.seed_tag("n901_len256", 42) == "n901_len256"          # stored runs keep their tag
+    assert study.seed_tag("n901_len256", 43) == "n901_len256_seed43"
+
+
+def _per_query(model, tag, shift):
+    rows = []
+    for q_lang in ("en", "xx"):
+        for i in range(6):
+            for pool, scenario, measure in sorted(study.KEPT_MEASURES):
+                rows.append(dict(target="xx", pool=pool, scenario=scenario, query_lang=q_lang,
+                                 query_id=f"{q_lang}:q{i}", measure=measure, value=i + shift,
+                                 model=model, tag=tag))
+    return pd.DataFrame(rows)
+
+
+def test_settings_are_tested_against_each_other_on_the_same_tag():
+    frame = pd.concat([_per_query("base", "zero-shot", 0), _per_query("full", "n8", 2),
+                       _per_query("no_jsd", "n8", 1), _per_query("full", "n8_seed43", 2)])
+    tests = study.paired_tests_between_settings(frame, n_resamples=99)
+    # only n8 has both Ours and w/o L_JSD; n8_seed43 has no partner, nce_psg never ran
+    assert set(tests["tag"]) == {"n8"} and set(zip(tests["a"], tests["b"])) == {("Ours (L_JSD + L_NCE)", "w/o L_JSD")}
+    assert len(tests) == 2 * len(study.KEPT_MEASURES)
+    assert (tests["difference"] == 1).all() and (tests["n"] == 6).all()
+    assert (tests["mean_a"] - tests["mean_b"] == 1).all()
+
+
+def test_stored_tests_are_reused_until_the_fine_tunes_change(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    calls = []
+
+    def compute(frame):
+        calls.append(len(frame))
+        return pd.DataFrame({"p_value": [0.5]})
+
+    one = pd.concat([_per_query("base", "zero-shot", 0), _per_query("full", "n8", 2)])
+    two = pd.concat([one, _per_query("no_jsd", "n8", 1)])
+    first = study._stored_tests("smoke", "06_x", one, compute, recompute=False)
+    again = study._stored_tests("smoke", "06_x", one, compute, recompute=False)
+    assert len(calls) == 1 and list(again.columns) == ["p_value"] and again.equals(first)
+    study._stored_tests("smoke", "06_x", two, compute, recompute=False)        # a new fine-tune
+    study._stored_tests("smoke", "06_x", two, compute, recompute=True)
+    assert len(calls) == 3
+
+
+def test_seed_table_pools_the_seeds_of_one_setting():
+    from gradedrel.multiref import tables as mt
+    rows = []
+    for model, tag, norm in (("base", "zero-shot", 30.0), ("full", "n8", 60.0), ("full", "n8_seed43", 64.0),
+                             ("full", "n8_seed44", 62.0), ("no_jsd", "n8", 61.0)):
+        for q_lang in ("en", "xx"):
+            rows.append({"target": "xx", "pool": "pair", "scenario": "Multi", "query_lang": q_lang,
+                         "model": model, "tag": tag, mr.PAPER_NORM: norm, "Complete@10 (%)": norm / 2})
+    table = mt.seed_table(pd.DataFrame(rows)).reset_index()
+    assert set(table["setting"]) == {"Ours (L_JSD + L_NCE)"}      # one seed of w/o L_JSD: left out
+    en = table[table["query_lang"] == "en"].iloc[0]
+    assert (en["seeds"], en["maxr_norm_mean"], en["maxr_norm_sd"]) == (3, 62.0, 2.0)
+    assert en["complete10_mean"] == 31.0 and en["triplets"] == "n8"

@@ -61,7 +61,8 @@ def die_with(parent_pid: int):
 
 class LlamaCppServer:
     """`with LlamaCppServer(path) as server: server.endpoint` -> a ChatEndpoint on
-    http://127.0.0.1:PORT/v1; the server process is stopped on exit."""
+    http://127.0.0.1:PORT/v1; the server process is stopped on exit, and its log (in
+    data/models/) removed unless the block or the server failed."""
 
     def __init__(self, model_path=None, alias: str = GEMMA_ALIAS, chat_format: str = "gemma",
                  n_ctx: int = 2048, n_threads: int | None = None, startup_timeout: float = 120.0):
@@ -85,7 +86,7 @@ class LlamaCppServer:
         from gradedrel.config import forbid_in_redraw
         forbid_in_redraw(f"starting llama.cpp's server for {self.model_path.name}")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "w")
+        self._log = log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             # llama_cpp.server with a cheap log-probability path (annotation/llama_server.py)
             [sys.executable, "-m", "gradedrel.annotation.llama_server", "--model", str(self.model_path),
@@ -123,8 +124,13 @@ class LlamaCppServer:
     def __enter__(self):
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
+        crashed = self.process is not None and self.process.poll() is not None   # exited on its own
         self.stop()
+        if getattr(self, "_log", None):
+            self._log.close()
+        if exc_type is None and not crashed:
+            self.log_path.unlink(missing_ok=True)
 
 
 def endpoint_for(spec: str, stack) -> ChatEndpoint:

@@ -42,6 +42,7 @@ from gradedrel.multiref import scenarios as mr
 from gradedrel.multiref.ablations import ABLATION_LABELS, ABLATIONS
 from gradedrel.multiref.alignment_train import (
     DEFAULT_LR,
+    TRAINING_DEFAULTS,
     alignment_triplets,
     is_finished,
     load_finetuned,
@@ -54,6 +55,9 @@ from gradedrel.retrieval.metrics import paired_test
 
 ENGLISH = mr.ENGLISH
 ALL_VARIANTS = list(ABLATIONS)
+# seed variance: Ours and w/o L_JSD, on zh where zh is fine-tuned
+SEED_TARGET, SEED_VARIANTS = "zh", ("full", "no_jsd")
+DEFAULT_SEED = TRAINING_DEFAULTS["seed"]
 
 # per-query values kept from the fine-tune evaluation, for the paired tests:
 # (pool, scenario, measure)
@@ -70,23 +74,26 @@ def profile_plan(profile: str, on_gpu: bool) -> dict:
     """What runs where. The CPU does the zero-shot study and a sampled fine-tune of one
     pair (full loss and w/o L_JSD; a 32-triplet step takes 30-100 s on the 2-core
     machine, depending on what else runs); a GPU session runs every pair, every training
-    question and all four settings. smoke: two steps (the first is the warm-up step, at
-    learning rate 0). paper: the paper's own model; needs the hub (connected GPU
+    question and all four settings. `extra_seeds`: training seeds besides the default (42)
+    for Ours and w/o L_JSD on the seed target (zh where it is fine-tuned, else the first
+    target), the seed variance of issue 12. smoke: two steps (the first is the warm-up step,
+    at learning rate 0). paper: the paper's own model; needs the hub (connected GPU
     machine); untested here."""
     plans = {
         "smoke": dict(config={}, finetune_targets=None, variants=ALL_VARIANTS,
                       max_train_triplets=8, train_batch_size=4, max_seq_length=64,
-                      gradient_checkpointing=False, lr=DEFAULT_LR),
+                      gradient_checkpointing=False, lr=DEFAULT_LR, extra_seeds=[43]),
         "xquad": dict(config={}, finetune_targets=None if on_gpu else ["zh"],
                       variants=ALL_VARIANTS if on_gpu else ["full", "no_jsd"],
                       max_train_triplets=None if on_gpu else 320, train_batch_size=32,
-                      max_seq_length=256, gradient_checkpointing=not on_gpu, lr=DEFAULT_LR),
+                      max_seq_length=256, gradient_checkpointing=not on_gpu, lr=DEFAULT_LR,
+                      extra_seeds=[43, 44] if on_gpu else []),
         "paper": dict(config=dict(dataset="xquad", dataset_options={}, langs=list(XQUAD_LANGS),
                                   encoder="hf:intfloat/multilingual-e5-base", max_groups=None,
                                   max_queries=None),
                       finetune_targets=None, variants=ALL_VARIANTS, max_train_triplets=None,
                       train_batch_size=32, max_seq_length=512, gradient_checkpointing=False,
-                      lr=2e-5),
+                      lr=2e-5, extra_seeds=[43, 44]),
     }
     return plans[profile]
 
@@ -104,6 +111,17 @@ class StudySettings:
     max_train_triplets: int | None  # None: every training question
     train_settings: dict            # batch_size, max_seq_length, gradient_checkpointing
     on_gpu: bool
+    extra_seeds: list = ()          # more training seeds for SEED_VARIANTS on seed_target
+
+    @property
+    def seed_target(self) -> str:
+        return SEED_TARGET if SEED_TARGET in self.finetune_targets else self.finetune_targets[0]
+
+    def training_seeds(self, target: str, variant: str) -> list[int]:
+        """The default seed, and `extra_seeds` for SEED_VARIANTS on `seed_target`."""
+        if target == self.seed_target and variant in SEED_VARIANTS:
+            return [DEFAULT_SEED, *[s for s in self.extra_seeds if s != DEFAULT_SEED]]
+        return [DEFAULT_SEED]
 
     @property
     def encoder(self) -> str:
@@ -117,16 +135,20 @@ class StudySettings:
     def describe(self) -> str:
         return (f"profile {self.profile}: targets {self.targets}; fine-tune {self.finetune_targets} "
                 f"x {self.variants}, lr {self.lr:g}, {self.max_train_triplets or 'all'} triplets, "
-                f"{self.train_settings}; device {'cuda' if self.on_gpu else 'cpu'}")
+                f"{self.train_settings}"
+                + (f"; seeds {[DEFAULT_SEED, *self.extra_seeds]} for {SEED_VARIANTS} on {self.seed_target}"
+                   if self.extra_seeds else "")
+                + f"; device {'cuda' if self.on_gpu else 'cpu'}")
 
 
 def resolve_settings(profile: str, targets=None, finetune_targets=None, variants=None,
                      lr: float | None = None, max_train_triplets: int | None = None,
                      train_batch_size: int | None = None, max_seq_length: int | None = None,
                      encoder: str | None = None, batch_size: int | None = None,
-                     on_gpu: bool | None = None) -> StudySettings:
-    """The notebook's parameters over the profile's plan: None (or any false value)
-    takes the plan's. `on_gpu` None: whether CUDA is available."""
+                     on_gpu: bool | None = None, extra_seeds=None) -> StudySettings:
+    """The notebook's parameters over the profile's plan: None (or any false value but
+    `extra_seeds=[]`, which means none) takes the plan's. `on_gpu` None: whether CUDA is
+    available."""
     if on_gpu is None:
         import torch
         on_gpu = torch.cuda.is_available()
@@ -148,7 +170,8 @@ def resolve_settings(profile: str, targets=None, finetune_targets=None, variants
                             max_seq_length=max_seq_length or plan["max_seq_length"],
                             # same gradients, less memory (a CPU step otherwise peaks near 13 GB)
                             gradient_checkpointing=plan["gradient_checkpointing"]),
-        on_gpu=on_gpu)
+        on_gpu=on_gpu,
+        extra_seeds=list(plan["extra_seeds"] if extra_seeds is None else extra_seeds))
 
 
 # --- the collection --------------------------------------------------------------------------
@@ -305,22 +328,29 @@ def train_alignment_runs(settings: StudySettings, train_coll: Collection, coll: 
     runs, checkpoint = [], None
     for target in settings.finetune_targets:
         triplets = alignment_triplets(train_coll, target, max_triplets=settings.max_train_triplets)
-        tag = f"n{len(triplets)}_len{settings.train_settings['max_seq_length']}"
-        for variant in settings.variants:
+        base_tag = f"n{len(triplets)}_len{settings.train_settings['max_seq_length']}"
+        for variant, seed in ((v, s) for v in settings.variants for s in settings.training_seeds(target, v)):
+            tag = seed_tag(base_tag, seed)
             out = run_dir(settings.profile, target, variant, settings.lr, tag)
             if (target, variant, tag) in stored:
                 runs.append(dict(target=target, variant=variant, tag=tag, output_dir=str(out)))
                 continue
             if train and (retrain or not is_finished(out)):
-                print(f"training {target} {variant} ({len(triplets)} triplets) ...", flush=True)
+                print(f"training {target} {variant} seed {seed} ({len(triplets)} triplets) ...", flush=True)
                 checkpoint = checkpoint or training_checkpoint(settings, coll)
                 train_alignment(checkpoint, triplets, out, variant=variant, lr=settings.lr,
-                                overwrite=retrain, **settings.train_settings)
+                                overwrite=retrain, seed=seed, **settings.train_settings)
             if is_finished(out):
                 runs.append(dict(target=target, variant=variant, tag=tag, output_dir=str(out)))
             else:
                 print(f"not available: {target} {variant} ({out} has no finished run; train=False)")
     return runs
+
+
+def seed_tag(base_tag: str, seed: int) -> str:
+    """A run's tag: the default seed's keeps the plain tag (runs stored before seeds had
+    tags), another seed's adds `_seedN`."""
+    return base_tag if seed == DEFAULT_SEED else f"{base_tag}_seed{seed}"
 
 
 def release_models(runs: list[dict]) -> str:
@@ -461,19 +491,63 @@ def paired_tests_against_base(per_query_ft: pd.DataFrame, english: str = ENGLISH
     return pd.DataFrame(tests)
 
 
-def finetune_paired_tests(profile: str, per_query_ft: pd.DataFrame, recompute: bool = False) -> pd.DataFrame:
-    """`paired_tests_against_base`, stored in 06_finetune_paired_tests.csv: read from there
-    unless `recompute` or the stored table covers other fine-tunes than `per_query_ft`
-    (thousands of resamples a test are seconds a model, too slow for a redraw)."""
-    wanted = {(t, ABLATION_LABELS[m], tag) for t, m, tag
-              in per_query_ft.loc[per_query_ft["model"] != "base", ["target", "model", "tag"]].itertuples(index=False)}
-    if not recompute and results.have_table(profile, "06_finetune_paired_tests"):
-        stored = results.load_table(profile, "06_finetune_paired_tests")
-        if set(zip(stored["target"], stored["model"], stored["tag"])) == wanted:
-            return stored
-    tests = paired_tests_against_base(per_query_ft)
-    results.save_table(tests, profile, "06_finetune_paired_tests")
+# Ours against each ablation, same target, tag (seed, triplets) and queries
+SETTING_CONTRASTS = (("full", "no_jsd"), ("full", "nce_psg"), ("full", "no_nce"))
+
+
+def paired_tests_between_settings(per_query_ft: pd.DataFrame, contrasts=SETTING_CONTRASTS,
+                                  english: str = ENGLISH, n_resamples: int = 9999) -> pd.DataFrame:
+    """Each (a, b) of `contrasts` that both ran with the same target and tag, on the same
+    queries, for every kept (pool, scenario, measure) and both query languages: a two-sided
+    randomisation test of a - b."""
+    tests = []
+    tuned = per_query_ft[per_query_ft["model"] != "base"]
+    for (target, tag), rows in tuned.groupby(["target", "tag"], sort=False):
+        for a_model, b_model in contrasts:
+            a_rows, b_rows = rows[rows["model"] == a_model], rows[rows["model"] == b_model]
+            if a_rows.empty or b_rows.empty:
+                continue
+            for pool, scenario, measure in sorted(KEPT_MEASURES):
+                for q_lang in (english, target):
+                    a = _per_query_series(a_rows, pool, scenario, measure, q_lang)
+                    b = _per_query_series(b_rows, pool, scenario, measure, q_lang)
+                    if len(a) < 2:
+                        continue
+                    res = paired_test(a, b, method="randomization", n_resamples=n_resamples)
+                    tests.append(dict(target=target, tag=tag, a=ABLATION_LABELS[a_model],
+                                      b=ABLATION_LABELS[b_model], pool=pool, scenario=scenario,
+                                      measure=measure, query_lang=q_lang, n=res.n_queries,
+                                      mean_a=a.mean(), mean_b=b.mean(),
+                                      difference=res.mean_difference, p_value=res.p_value))
+    return pd.DataFrame(tests)
+
+
+def _stored_tests(profile: str, name: str, per_query_ft: pd.DataFrame, compute, recompute: bool
+                  ) -> pd.DataFrame:
+    """`compute(per_query_ft)`, stored as NAME.csv: read from there unless `recompute` or it
+    was computed on other fine-tunes (thousands of resamples a test are seconds a model,
+    too slow for a redraw). The stored table's `models` column names the fine-tunes."""
+    tuned = per_query_ft.loc[per_query_ft["model"] != "base", ["target", "model", "tag"]]
+    wanted = ";".join(sorted({"/".join(r) for r in tuned.itertuples(index=False)}))
+    if not recompute and results.have_table(profile, name):
+        stored = results.load_table(profile, name)
+        if "models" in stored and not stored.empty and stored["models"].iloc[0] == wanted:
+            return stored.drop(columns="models")
+    tests = compute(per_query_ft)
+    results.save_table(tests.assign(models=wanted), profile, name)
     return tests
+
+
+def finetune_paired_tests(profile: str, per_query_ft: pd.DataFrame, recompute: bool = False) -> pd.DataFrame:
+    """`paired_tests_against_base`, stored in 06_finetune_paired_tests.csv."""
+    return _stored_tests(profile, "06_finetune_paired_tests", per_query_ft,
+                         paired_tests_against_base, recompute)
+
+
+def finetune_setting_tests(profile: str, per_query_ft: pd.DataFrame, recompute: bool = False) -> pd.DataFrame:
+    """`paired_tests_between_settings`, stored in 06_finetune_setting_tests.csv."""
+    return _stored_tests(profile, "06_finetune_setting_tests", per_query_ft,
+                         paired_tests_between_settings, recompute)
 
 
 # --- notebook 03's threshold models ------------------------------------------------------------

@@ -398,3 +398,18 @@ def outlier_findings(factors: pd.DataFrame, target: str = "zh") -> list[str]:
                      + ("is not the cause." if row["paragraphs over 512 tokens (%)"]
                         <= others["paragraphs over 512 tokens (%)"].median() else "may matter."))
     return lines
+
+
+def seed_table(summary_ft: pd.DataFrame) -> pd.DataFrame:
+    """Fine-tunes trained with several seeds (tags `BASE` and `BASE_seedN`): per (target,
+    model, query language) the number of seeds and the mean and SD over seeds of Max@R-norm
+    (paper's reading) and Complete@10, Multi scenario on the pair pool."""
+    rows = _rows(summary_ft, "pair", "Multi")
+    rows = rows[rows["model"] != "base"].assign(
+        setting=lambda r: r["model"].map(ABLATION_LABELS),
+        triplets=lambda r: r["tag"].str.replace(r"_seed\d+$", "", regex=True))
+    table = rows.groupby(["target", "setting", "triplets", "query_lang"], sort=False).agg(
+        seeds=("tag", "nunique"),
+        maxr_norm_mean=(mr.PAPER_NORM, "mean"), maxr_norm_sd=(mr.PAPER_NORM, "std"),
+        complete10_mean=("Complete@10 (%)", "mean"), complete10_sd=("Complete@10 (%)", "std"))
+    return table[table["seeds"] > 1]
