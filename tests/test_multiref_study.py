@@ -5,6 +5,7 @@ embeddings.
 """
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,7 @@ def test_smoke_plan_on_the_cpu():
     assert s.describe() == (
         "profile smoke: targets ['de']; fine-tune ['de'] x ['full', 'no_jsd', 'no_nce', 'nce_psg'], "
         "lr 3e-05, 8 triplets, {'batch_size': 4, 'max_seq_length': 64, 'gradient_checkpointing': "
-        "False}; seeds [42, 43] for ('full', 'no_jsd') on de; device cpu")
+        "False}; device cpu")
 
 
 def test_xquad_plan_depends_on_the_device_and_parameters_override_it():
@@ -427,10 +428,11 @@ def test_jsd_diagnostic_by_hand_and_cached(fake_models):
 # --- seeds and contrasts between loss settings ----------------------------------------------------
 
 def test_seed_runs_follow_the_plan():
-    smoke = study.resolve_settings("smoke", on_gpu=False)
+    smoke = study.resolve_settings("smoke", on_gpu=False, extra_seeds=[43])
     assert smoke.seed_target == "de"
     assert smoke.training_seeds("de", "full") == [42, 43] and smoke.training_seeds("de", "no_nce") == [42]
-    assert study.resolve_settings("smoke", on_gpu=False, extra_seeds=[]).training_seeds("de", "full") == [42]
+    assert "seeds [42, 43] for ('full', 'no_jsd') on de" in smoke.describe()
+    assert study.resolve_settings("smoke", on_gpu=False).training_seeds("de", "full") == [42]
     assert study.resolve_settings("xquad", on_gpu=False).training_seeds("zh", "full") == [42]
     gpu = study.resolve_settings("xquad", on_gpu=True)
     assert gpu.seed_target == "zh" and gpu.training_seeds("zh", "no_jsd") == [42, 43, 44]
@@ -492,3 +494,29 @@ def test_seed_table_pools_the_seeds_of_one_setting():
     en = table[table["query_lang"] == "en"].iloc[0]
     assert (en["seeds"], en["maxr_norm_mean"], en["maxr_norm_sd"]) == (3, 62.0, 2.0)
     assert en["complete10_mean"] == 31.0 and en["triplets"] == "n8"
+
+
+def test_each_seed_trains_its_own_run(tmp_path, monkeypatch):
+    """train_alignment_runs hands every seed to the trainer and keeps the runs apart by tag."""
+    from gradedrel.multiref import alignment_train
+    monkeypatch.setattr(alignment_train, "MODELS_DIR", tmp_path)
+    trained = []
+
+    def fake_train(checkpoint, triplets, out, variant, lr, overwrite, seed, **settings):
+        trained.append((variant, seed, Path(out).name))
+        Path(out).mkdir(parents=True)
+        (Path(out) / alignment_train.RECORD_NAME).write_text("{}")
+        (Path(out) / "model.safetensors").write_bytes(b"")
+
+    monkeypatch.setattr(study, "train_alignment", fake_train)
+    monkeypatch.setattr(study, "training_checkpoint", lambda settings, coll: "checkpoint")
+    settings = study.resolve_settings("smoke", finetune_targets=["xx"], variants=["full", "no_nce"],
+                                      extra_seeds=[43], on_gpu=False)
+    coll = tiny_collection()
+    runs = study.train_alignment_runs(settings, coll, coll, recompute=True)
+    assert [(v, s) for v, s, _ in trained] == [("full", 42), ("full", 43), ("no_nce", 42)]
+    assert [r["tag"] for r in runs] == ["n4_len64", "n4_len64_seed43", "n4_len64"]
+    assert len({name for *_, name in trained}) == 3                # three model folders
+    trained.clear()
+    assert len(study.train_alignment_runs(settings, coll, coll, recompute=True)) == 3
+    assert trained == []                                           # finished: not trained again
