@@ -270,8 +270,6 @@ def test_next_token_annotator_reads_grade_probabilities():
     gguf = gemma_gguf_path()
     ann = CausalLMAnnotator(str(gguf.parent), gguf_file=gguf.name, device="cpu", batch_size=2)
     pairs = [Pair("q1", "d1", "en", "capital of France", "Paris is the capital of France."),
-             Pair("q2", "d2", "en", "capital of France", "Bananas are yellow.")]
-    pairs = [Pair("q1", "d1", "en", "capital of France", "Paris is the capital of France."),
              Pair("q2", "d2", "en", "capital of France",
                   "Bananas are yellow, grow in bunches and are eaten all over the world.")]
     out = {j.query_id: j for j in ann.grade(pairs)}      # one padded batch of two lengths
