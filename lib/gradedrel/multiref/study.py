@@ -477,18 +477,25 @@ def paired_tests_against_base(per_query_ft: pd.DataFrame, english: str = ENGLISH
             ["target", "model", "tag"], sort=False):
         base_rows = per_query_ft[(per_query_ft["target"] == target)
                                  & (per_query_ft["model"] == "base")]
-        for pool, scenario, measure in sorted(KEPT_MEASURES):
-            for q_lang in (english, target):
-                a = _per_query_series(rows, pool, scenario, measure, q_lang)
-                b = _per_query_series(base_rows, pool, scenario, measure, q_lang)
-                if len(a) < 2:
-                    continue
-                res = paired_test(a, b, method="randomization", n_resamples=n_resamples)
-                tests.append(dict(target=target, model=ABLATION_LABELS[model_name], tag=tag,
-                                  pool=pool, scenario=scenario, measure=measure, query_lang=q_lang,
-                                  n=res.n_queries, base=b.mean(), model_mean=a.mean(),
-                                  difference=res.mean_difference, p_value=res.p_value))
+        for cell, a, b, res in _paired_cells(rows, base_rows, target, english, n_resamples):
+            tests.append(dict(target=target, model=ABLATION_LABELS[model_name], tag=tag, **cell,
+                              n=res.n_queries, base=b.mean(), model_mean=a.mean(),
+                              difference=res.mean_difference, p_value=res.p_value))
     return pd.DataFrame(tests)
+
+
+def _paired_cells(a_rows: pd.DataFrame, b_rows: pd.DataFrame, target: str, english: str,
+                  n_resamples: int):
+    """(cell, a, b, test) for every kept (pool, scenario, measure) and query language where
+    `a_rows` has at least two queries: a two-sided randomisation test of a - b."""
+    for pool, scenario, measure in sorted(KEPT_MEASURES):
+        for q_lang in (english, target):
+            a = _per_query_series(a_rows, pool, scenario, measure, q_lang)
+            b = _per_query_series(b_rows, pool, scenario, measure, q_lang)
+            if len(a) < 2:
+                continue
+            res = paired_test(a, b, method="randomization", n_resamples=n_resamples)
+            yield dict(pool=pool, scenario=scenario, measure=measure, query_lang=q_lang), a, b, res
 
 
 # Ours against each ablation, same target, tag (seed, triplets) and queries
@@ -507,18 +514,11 @@ def paired_tests_between_settings(per_query_ft: pd.DataFrame, contrasts=SETTING_
             a_rows, b_rows = rows[rows["model"] == a_model], rows[rows["model"] == b_model]
             if a_rows.empty or b_rows.empty:
                 continue
-            for pool, scenario, measure in sorted(KEPT_MEASURES):
-                for q_lang in (english, target):
-                    a = _per_query_series(a_rows, pool, scenario, measure, q_lang)
-                    b = _per_query_series(b_rows, pool, scenario, measure, q_lang)
-                    if len(a) < 2:
-                        continue
-                    res = paired_test(a, b, method="randomization", n_resamples=n_resamples)
-                    tests.append(dict(target=target, tag=tag, a=ABLATION_LABELS[a_model],
-                                      b=ABLATION_LABELS[b_model], pool=pool, scenario=scenario,
-                                      measure=measure, query_lang=q_lang, n=res.n_queries,
-                                      mean_a=a.mean(), mean_b=b.mean(),
-                                      difference=res.mean_difference, p_value=res.p_value))
+            for cell, a, b, res in _paired_cells(a_rows, b_rows, target, english, n_resamples):
+                tests.append(dict(target=target, tag=tag, a=ABLATION_LABELS[a_model],
+                                  b=ABLATION_LABELS[b_model], **cell, n=res.n_queries,
+                                  mean_a=a.mean(), mean_b=b.mean(),
+                                  difference=res.mean_difference, p_value=res.p_value))
     return pd.DataFrame(tests)
 
 
