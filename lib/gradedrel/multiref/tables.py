@@ -11,7 +11,9 @@
   Table 2          `slash` ("English / target" cells), `one_ref_table` (Mono-Same,
                    Mono-Cross, Multi-1 on the paragraph pool), `one_ref_tables_by_model`,
                    `jina_table`
-  Table 3          `table3_ablations` (Multi, Max@R-norm and Complete@10 per loss setting)
+  Table 3          `table3_ablations` (Multi, Max@R-norm and Complete@10 per loss setting),
+                   `paper_table3` (the paper's, Belebele), `table3_differences` (each
+                   setting minus Ours, ours beside the paper's)
   the rest         `oracle_view`, `language_gap_lines`, `run_table`, `threshold_view`,
                    `summary_lines` (the notebook's closing summary)
 """
@@ -226,6 +228,44 @@ def table3_ablations(summary_ft: pd.DataFrame, english: str = ENGLISH) -> pd.Dat
     table3 = pd.DataFrame(table3).T
     order = [ABLATION_LABELS[m] for m in ABLATION_ORDER]
     return table3.reindex(sorted(table3.index, key=lambda i: (order.index(i[0]), i[1])))
+
+
+def paper_table3() -> pd.DataFrame:
+    """The paper's ablation (Table 3, Belebele, Multi, Max@R-norm English / target queries)
+    for gte-multilingual-base and jina-embeddings-v3."""
+    return pd.read_csv(PAPER_DIR / "maxr_table3_ablations_belebele.csv")
+
+
+def table3_differences(summary_ft: pd.DataFrame, paper_t3: pd.DataFrame, tag: str,
+                       english: str = ENGLISH) -> pd.DataFrame:
+    """Each setting minus Ours in Max@R-norm (the paper's), Multi scenario, English and
+    target-language queries: ours (the runs tagged `tag`, held-out XQuAD articles) beside
+    the paper's two models on Belebele, for the targets we fine-tuned. Rows (target,
+    setting); a setting we have not run yet has empty cells of ours."""
+    rows = summary_ft[(summary_ft["pool"] == "pair") & (summary_ft["scenario"] == "Multi")
+                      & summary_ft["tag"].isin([tag, "zero-shot"])]
+    ours = {(t, m, "en" if q == english else "tgt"): v for t, m, q, v in
+            zip(rows["target"], rows["model"], rows["query_lang"], rows[mr.PAPER_NORM])}
+    paper = {(mdl, t, st, q): v for mdl, t, st, en, tgt in
+             zip(paper_t3["model"], paper_t3["target"], paper_t3["setting"], paper_t3["en"],
+                 paper_t3["tgt"]) for q, v in (("en", en), ("tgt", tgt))}
+    table = {}
+    targets = [t for t in dict.fromkeys(rows.loc[rows["model"] == "full", "target"])]
+    for target in targets:
+        for setting in (m for m in ABLATION_ORDER if m != "full"):
+            cells = {}
+            for q in ("en", "tgt"):
+                mine = ours.get((target, setting, q))
+                cells[("ours: me5-small, XQuAD", q)] = (
+                    None if mine is None else mine - ours[(target, "full", q)])
+                for model in dict.fromkeys(paper_t3["model"]):
+                    theirs = paper.get((model, target, setting, q))
+                    cells[(f"paper: {model}, Belebele", q)] = (
+                        None if theirs is None else theirs - paper[(model, target, "full", q)])
+            table[(target, ABLATION_LABELS[setting] + " − Ours")] = cells
+    frame = pd.DataFrame(table).T.astype(float)
+    frame.index.names = ["target", "setting"]
+    return frame
 
 
 def threshold_view(tau_table: pd.DataFrame) -> pd.DataFrame:

@@ -130,7 +130,7 @@ def _passage_lengths(recipe: Recipe, model, dataset):
     return lengths
 
 
-def _set_checkpointing(model, on: bool) -> bool:
+def set_checkpointing(model, on: bool) -> bool:
     """Switch the transformer's gradient (activation) checkpointing; returns whether it was
     on. transformers 5 renamed the methods; older releases have only the gradient_ names."""
     transformer = model[0].auto_model
@@ -190,7 +190,7 @@ def build_trainer(model, pairs: pd.DataFrame, recipe: Recipe, output_dir, seed: 
     model.max_seq_length = recipe.max_seq_length
     lengths = _passage_lengths(recipe, model, dataset)
     checkpointing = speed.checkpointing(cuda, max(int(n.max()) for n in lengths))
-    _set_checkpointing(model, checkpointing)
+    set_checkpointing(model, checkpointing)
     # the model card's widget examples draw from Python's global random state: off
     model.model_card_data.generate_widget_examples = False
     args = SentenceTransformerTrainingArguments(
@@ -224,7 +224,7 @@ def fine_tune(model, pairs: pd.DataFrame, recipe: Recipe = Recipe(), seed: int =
         result = trainer.train()
         seconds = time.perf_counter() - start
     model.eval()
-    checkpointed = _set_checkpointing(model, False)
+    checkpointed = set_checkpointing(model, False)
     return TrainingOutcome(steps=int(trainer.state.global_step), seconds=round(seconds, 2),
                            pairs=len(pairs), train_loss=float(result.training_loss)
                            if result.training_loss is not None else None,
