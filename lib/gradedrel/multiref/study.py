@@ -520,7 +520,10 @@ def jsd_diagnostic(settings: StudySettings, test: Collection, runs: list[dict],
     have_diag = not recompute and results.have_table(profile, "06_jsd_diagnostic")
     diag = results.load_table(profile, "06_jsd_diagnostic") if have_diag else pd.DataFrame()
     if have_diag:
-        complete = (diag["jsd_scale"] == jsd_scale) if "jsd_scale" in diag else False
+        # the zero-shot model's row is measured again when it lacks a column (its model is
+        # always at hand; a released fine-tune's row stays as it was measured)
+        complete = ((diag["jsd_scale"] == jsd_scale) & diag["top_dim_share"].notna()
+                    if {"jsd_scale", "top_dim_share"} <= set(diag) else False)
         diag = diag[(diag["target"] != diag_target) | (diag["model"] != "base") | complete]
     done = set(zip(diag.get("model", []), diag.get("tag", [])))
     todo = [m for m in diag_models if (m[0], m[1]) not in done]
@@ -540,11 +543,23 @@ def jsd_diagnostic(settings: StudySettings, test: Collection, runs: list[dict],
                          cosine=(z_en * z_tgt).sum(dim=1).mean().item(),
                          jsd_scale=jsd_scale,
                          sqrt_jsd_scaled=jensen_shannon(jsd_scale * z_en, jsd_scale * z_tgt)
-                         .sqrt().mean().item()))
+                         .sqrt().mean().item(), **top_dimension(torch.cat([z_en, z_tgt]))))
         del model
     diag = pd.concat([diag, pd.DataFrame(rows)], ignore_index=True)
     results.save_table(diag, profile, "06_jsd_diagnostic")
     return diag
+
+
+def top_dimension(z) -> dict:
+    """How far one coordinate dominates the unit embeddings `z` (rows): the share of rows
+    whose largest coordinate is the most common one (`top_dim_share`), and the mean gap
+    between each row's largest and second-largest coordinate (`top_margin`). A sharp
+    softmax's JSD can be driven to zero by one dimension that dominates every embedding,
+    without aligning the rest."""
+    top2 = z.topk(2, dim=1)
+    first = top2.indices[:, 0]
+    return dict(top_dim_share=float((first == first.mode().values).double().mean()),
+                top_margin=float((top2.values[:, 0] - top2.values[:, 1]).mean()))
 
 
 def jsd_scale_table(settings: StudySettings, train_coll: Collection, recompute: bool = False
