@@ -397,10 +397,8 @@ def train_alignment_runs(settings: StudySettings, train_coll: Collection, coll: 
             train_alignment(checkpoint, triplets[target], out, variant=run["variant"],
                             lr=settings.lr, overwrite=retrain, seed=run["seed"],
                             loss_kwargs=settings.loss_kwargs, **settings.train_settings)
-        if is_finished(out):
+        if is_finished(out):            # else not trained yet: `plan_progress_line` lists them
             runs.append(found)
-        else:
-            print(f"not available: {key} ({out} has no finished run; train=False)")
     return runs
 
 
