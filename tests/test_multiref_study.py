@@ -594,3 +594,36 @@ def test_top_dimension_by_hand():
     top = study.top_dimension(z)
     assert top["top_dim_share"] == pytest.approx(2 / 3)
     assert top["top_margin"] == pytest.approx((0.8 + 0.3 + 0.5) / 3)
+
+
+def _extend_table_in_turns(results_dir, worker, n, locked):
+    import contextlib
+    import time as _time
+
+    results.RESULTS_DIR = results_dir
+    for i in range(n):
+        with results.tables_locked("t", "06_finetune") if locked else contextlib.nullcontext():
+            table = (results.load_table("t", "rows") if results.have_table("t", "rows")
+                     else pd.DataFrame(columns=["worker", "i"]))
+            _time.sleep(0.02)      # an evaluation between reading and writing the table
+            results.save_table(pd.concat([table, pd.DataFrame([dict(worker=worker, i=i)])]),
+                               "t", "rows")
+
+
+@pytest.mark.parametrize("locked", [True, False])
+def test_processes_sharing_the_tables_keep_every_row_when_they_take_turns(tmp_path, locked):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_extend_table_in_turns, args=(tmp_path, w, 10, locked))
+               for w in range(3)]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(30)
+    finished = all(p.exitcode == 0 for p in workers)
+    rows = len(pd.read_csv(tmp_path / "t" / "rows.csv"))
+    if locked:
+        assert finished and rows == 30
+    else:       # the race the lock prevents: rows written meanwhile are lost, or a reader
+        assert not finished or rows < 30    # meets a half-written table

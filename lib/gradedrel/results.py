@@ -8,6 +8,8 @@ figures/PROFILE/NAME.{png,pdf}   figures, redrawn from the tables in seconds
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import platform
@@ -39,6 +41,20 @@ def save_table(df: pd.DataFrame, profile: str, name: str, index: bool = False):
 
 def load_table(profile: str, name: str, **kwargs) -> pd.DataFrame:
     return pd.read_csv(table_path(profile, name), **kwargs)
+
+
+@contextlib.contextmanager
+def tables_locked(profile: str, name: str):
+    """Hold an exclusive lock named `name` on `profile`'s tables: processes that each read,
+    extend and rewrite the same tables take turns instead of dropping each other's rows."""
+    path = RESULTS_DIR / profile / f".{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # no creation date in a PDF: a redraw of the same table gives the same bytes

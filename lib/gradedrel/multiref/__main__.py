@@ -8,7 +8,8 @@ evaluated and stored as soon as it is trained:
 After each run its held-out evaluation is appended to 06_finetune_summary.csv /
 06_finetune_per_query.csv / 06_finetune.json, its JSD diagnostic to 06_jsd_diagnostic.csv,
 and its weights are released (the tables are all notebook 06 needs), so a run killed
-partway loses only the fine-tune in progress, and the notebook redraws from what is stored.
+partway loses only the fine-tune in progress, and the notebook redraws from what is stored. Several of these commands may run at once
+(say, one per target on a core each): they take turns to extend the stored tables.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from gradedrel import results
     from gradedrel.multiref import study
 
     settings = study.resolve_settings(args.profile, finetune_targets=args.targets,
@@ -52,8 +54,9 @@ def main(argv=None) -> int:
         key = (run["target"], run["variant"], run["tag"])
         start = time.perf_counter()
         runs = study.train_alignment_runs(settings, split["train"], coll, only=[key])
-        study.evaluate_finetunes(settings, split["test"], runs)
-        study.jsd_diagnostic(settings, split["test"], runs)
+        with results.tables_locked(settings.profile, "06_finetune"):   # several CLIs may share
+            study.evaluate_finetunes(settings, split["test"], runs)
+            study.jsd_diagnostic(settings, split["test"], runs)
         print(f"[{i}/{len(todo)}] {' '.join(key)}: trained and evaluated in "
               f"{time.perf_counter() - start:.0f} s; {study.release_models(runs)}", flush=True)
     return 0
