@@ -627,3 +627,24 @@ def test_processes_sharing_the_tables_keep_every_row_when_they_take_turns(tmp_pa
         assert finished and rows == 30
     else:       # the race the lock prevents: rows written meanwhile are lost, or a reader
         assert not finished or rows < 30    # meets a half-written table
+
+
+def test_claim_table_counts_cells_for_and_against_the_papers_claim():
+    tests = pd.DataFrame([
+        dict(target="zh", tag="t", a="Ours (L_JSD + L_NCE)", b="w/o L_JSD", pool="pair",
+             scenario="Multi", measure="Max@R", query_lang=q, n=289, difference=d, p_value=p)
+        for q, d, p in (("en", -0.9, 0.0002), ("zh", 0.8, 0.01))] + [
+        dict(target="zh", tag="t", a="Ours (L_JSD + L_NCE)", b="L_NCEpsg", pool="pair",
+             scenario="Multi", measure="Max@R", query_lang="en", n=289, difference=-2.0, p_value=0.3),
+        dict(target="zh", tag="t", a="Ours (L_JSD + L_NCE)", b="w/o L_JSD", pool="paragraph",
+             scenario="Multi-1", measure="nDCG@1", query_lang="en", n=289, difference=0.1, p_value=0.0)])
+    claims = mt.claim_table(tests, mt.paper_table3())
+    assert len(claims) == 3                                 # the nDCG@1 row is not a claim cell
+    no_jsd = claims[claims["setting"] == "w/o L_JSD"].set_index("query")
+    assert list(no_jsd["ours"]) == ["Ours better", "Ours worse"]
+    # the paper's gte, zh: Ours 78.06 / 72.71 against w/o L_JSD 75.18 / 71.42 (Max@R-norm)
+    assert set(no_jsd["paper: gte-multilingual-base"]) == {"Ours better"}
+    assert claims.loc[claims["setting"] == "L_NCEpsg", "ours"].item() == "unclear"
+    lines = mt.claim_lines(claims)
+    assert lines[0].startswith("Ours vs w/o L_JSD: Ours better in 1, worse in 1, unclear (p ≥ 0.05) in 0 of 2")
+    assert "gte-multilingual-base Ours better in 2 of 2" in lines[0]

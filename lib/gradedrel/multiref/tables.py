@@ -453,3 +453,57 @@ def seed_table(summary_ft: pd.DataFrame) -> pd.DataFrame:
         maxr_norm_mean=(mr.PAPER_NORM, "mean"), maxr_norm_sd=(mr.PAPER_NORM, "std"),
         complete10_mean=("Complete@10 (%)", "mean"), complete10_sd=("Complete@10 (%)", "std"))
     return table[table["seeds"] > 1]
+
+
+CLAIM_CELL = ("pair", "Multi", "Max@R")      # the paper's primary reading; lower is better
+
+
+def claim_table(setting_tests: pd.DataFrame, paper_t3: pd.DataFrame, alpha: float = 0.05,
+                english: str = ENGLISH) -> pd.DataFrame:
+    """The paper's ablation claims (Ours beats each other setting) cell by cell: for every
+    (setting, target, query language, tag) of `setting_tests` (study.paired_tests_between_settings),
+    Max@R of Ours minus the setting's on the pair pool (negative: Ours ranks the second
+    reference higher), its p-value, our verdict at `alpha`, and the verdict of the paper's
+    Table 3 (sign of the Max@R-norm difference) for each of its models on that target."""
+    pool, scenario, measure = CLAIM_CELL
+    tests = setting_tests[(setting_tests["pool"] == pool) & (setting_tests["scenario"] == scenario)
+                          & (setting_tests["measure"] == measure)]
+    label_to_setting = {label: setting for setting, label in ABLATION_LABELS.items()}
+    paper = {(mdl, t, st, q): v for mdl, t, st, en, tgt in
+             zip(paper_t3["model"], paper_t3["target"], paper_t3["setting"], paper_t3["en"],
+                 paper_t3["tgt"]) for q, v in (("en", en), ("tgt", tgt))}
+    rows = []
+    for r in tests.itertuples(index=False):
+        setting = label_to_setting[r.b]
+        q = "en" if r.query_lang == english else "tgt"
+        verdict = ("unclear" if r.p_value >= alpha
+                   else "Ours better" if r.difference < 0 else "Ours worse")
+        row = {"setting": r.b, "target": r.target, "query": q, "tag": r.tag, "n": r.n,
+               "Max@R, Ours − setting": r.difference, "p": r.p_value, "ours": verdict}
+        for model in dict.fromkeys(paper_t3["model"]):
+            full, other = paper.get((model, r.target, "full", q)), paper.get((model, r.target, setting, q))
+            row[f"paper: {model}"] = (None if full is None or other is None
+                                      else "Ours better" if full > other else "Ours worse")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def claim_lines(claims: pd.DataFrame, alpha: float = 0.05) -> list[str]:
+    """One line per setting: how many of our cells (target × query language × seed) agree
+    with "Ours beats it", contradict it or are unclear at `alpha`, beside the paper's count."""
+    lines = []
+    paper_cols = [c for c in claims.columns if c.startswith("paper: ")]
+    for setting, rows in claims.groupby("setting", sort=False):
+        counts = rows["ours"].value_counts()
+        theirs = "; ".join(
+            f"{col[len('paper: '):]} Ours better in "
+            f"{(rows.drop_duplicates(['target', 'query'])[col] == 'Ours better').sum()} of "
+            f"{rows.drop_duplicates(['target', 'query'])[col].notna().sum()}"
+            for col in paper_cols)
+        lines.append(
+            f"Ours vs {setting}: Ours better in {counts.get('Ours better', 0)}, worse in "
+            f"{counts.get('Ours worse', 0)}, unclear (p ≥ {alpha}) in {counts.get('unclear', 0)} "
+            f"of {len(rows)} cells ({rows['target'].nunique()} target(s) × "
+            f"{rows['query'].nunique()} query languages, {rows['tag'].nunique()} tag(s); "
+            f"Max@R, paired randomisation test); the paper (Table 3, Belebele, these targets): {theirs}")
+    return lines
