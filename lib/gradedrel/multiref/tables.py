@@ -203,14 +203,18 @@ def table1_finetune(summary_ft: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
 
 
 def one_ref_tables_by_model(summary_ft: pd.DataFrame, models=("base", "full")) -> list[pd.DataFrame]:
-    """`one_ref_table` for each (target, model, tag) of `models`, one row labelled
-    "TARGET · LABEL [TAG]"."""
+    """`one_ref_table` for each (target, model, tag) of `models`, one table per target with a
+    row per model labelled "TARGET · LABEL [TAG]", the models in `ABLATION_ORDER`."""
     tables = []
-    for (target, model_name, tag), rows in summary_ft[summary_ft["model"].isin(list(models))].groupby(
-            ["target", "model", "tag"], sort=False):
-        t = one_ref_table(rows)
-        t.index = [f"{target} · {ABLATION_LABELS[model_name]} [{tag}]"]
-        tables.append(t)
+    kept = summary_ft[summary_ft["model"].isin(list(models))]
+    for target, of_target in kept.groupby("target", sort=False):
+        rows = []
+        for (model_name, tag), r in sorted(of_target.groupby(["model", "tag"], sort=False),
+                                           key=lambda g: (ABLATION_ORDER.index(g[0][0]), g[0][1])):
+            t = one_ref_table(r)
+            t.index = [f"{target} · {ABLATION_LABELS[model_name]} [{tag}]"]
+            rows.append(t)
+        tables.append(pd.concat(rows))
     return tables
 
 
@@ -222,9 +226,9 @@ def table3_ablations(summary_ft: pd.DataFrame, english: str = ENGLISH) -> pd.Dat
     table3 = {}
     for (target, model_name, tag), r in rows.groupby(["target", "model", "tag"], sort=False):
         r = r.set_index("query_lang")
-        table3[(ABLATION_LABELS[model_name], tag)] = {
+        table3.setdefault((ABLATION_LABELS[model_name], tag), {}).update({
             (target, label): slash(r.loc[english, column], r.loc[target, column], fmt)
-            for label, column, fmt in TABLE3_CELLS}
+            for label, column, fmt in TABLE3_CELLS})
     table3 = pd.DataFrame(table3).T
     order = [ABLATION_LABELS[m] for m in ABLATION_ORDER]
     return table3.reindex(sorted(table3.index, key=lambda i: (order.index(i[0]), i[1])))
