@@ -8,8 +8,9 @@ evaluated and stored as soon as it is trained:
 After each run its held-out evaluation is appended to 06_finetune_summary.csv /
 06_finetune_per_query.csv / 06_finetune.json, its JSD diagnostic to 06_jsd_diagnostic.csv,
 and its weights are released (the tables are all notebook 06 needs), so a run killed
-partway loses only the fine-tune in progress, and the notebook redraws from what is stored. Several of these commands may run at once
-(say, one per target on a core each): they take turns to extend the stored tables.
+partway loses only the fine-tune in progress, and the notebook redraws from what is stored.
+Several of these commands may run at once (say, one per target on a core each): they take
+turns to extend the stored tables.
 """
 from __future__ import annotations
 

@@ -240,6 +240,13 @@ def paper_table3() -> pd.DataFrame:
     return pd.read_csv(PAPER_DIR / "maxr_table3_ablations_belebele.csv")
 
 
+def paper_table3_cells(paper_t3: pd.DataFrame) -> dict:
+    """{(model, target, setting, "en" | "tgt"): Max@R-norm} of the paper's Table 3."""
+    return {(mdl, t, st, q): v for mdl, t, st, en, tgt in
+            zip(paper_t3["model"], paper_t3["target"], paper_t3["setting"], paper_t3["en"],
+                paper_t3["tgt"]) for q, v in (("en", en), ("tgt", tgt))}
+
+
 def table3_differences(summary_ft: pd.DataFrame, paper_t3: pd.DataFrame, tag: str,
                        english: str = ENGLISH) -> pd.DataFrame:
     """Each setting minus Ours in Max@R-norm (the paper's), Multi scenario, English and
@@ -250,9 +257,7 @@ def table3_differences(summary_ft: pd.DataFrame, paper_t3: pd.DataFrame, tag: st
                       & summary_ft["tag"].isin([tag, "zero-shot"])]
     ours = {(t, m, "en" if q == english else "tgt"): v for t, m, q, v in
             zip(rows["target"], rows["model"], rows["query_lang"], rows[mr.PAPER_NORM])}
-    paper = {(mdl, t, st, q): v for mdl, t, st, en, tgt in
-             zip(paper_t3["model"], paper_t3["target"], paper_t3["setting"], paper_t3["en"],
-                 paper_t3["tgt"]) for q, v in (("en", en), ("tgt", tgt))}
+    paper = paper_table3_cells(paper_t3)
     table = {}
     targets = [t for t in dict.fromkeys(rows.loc[rows["model"] == "full", "target"])]
     for target in targets:
@@ -473,9 +478,7 @@ def claim_table(setting_tests: pd.DataFrame, paper_t3: pd.DataFrame, alpha: floa
     tests = setting_tests[(setting_tests["pool"] == pool) & (setting_tests["scenario"] == scenario)
                           & (setting_tests["measure"] == measure)]
     label_to_setting = {label: setting for setting, label in ABLATION_LABELS.items()}
-    paper = {(mdl, t, st, q): v for mdl, t, st, en, tgt in
-             zip(paper_t3["model"], paper_t3["target"], paper_t3["setting"], paper_t3["en"],
-                 paper_t3["tgt"]) for q, v in (("en", en), ("tgt", tgt))}
+    paper = paper_table3_cells(paper_t3)
     rows = []
     for r in tests.itertuples(index=False):
         setting = label_to_setting[r.b]
@@ -499,11 +502,10 @@ def claim_lines(claims: pd.DataFrame, alpha: float = 0.05) -> list[str]:
     paper_cols = [c for c in claims.columns if c.startswith("paper: ")]
     for setting, rows in claims.groupby("setting", sort=False):
         counts = rows["ours"].value_counts()
-        theirs = "; ".join(
-            f"{col[len('paper: '):]} Ours better in "
-            f"{(rows.drop_duplicates(['target', 'query'])[col] == 'Ours better').sum()} of "
-            f"{rows.drop_duplicates(['target', 'query'])[col].notna().sum()}"
-            for col in paper_cols)
+        cells = rows.drop_duplicates(["target", "query"])    # the paper has one per cell, not per seed
+        theirs = "; ".join(f"{col[len('paper: '):]} Ours better in "
+                           f"{(cells[col] == 'Ours better').sum()} of {cells[col].notna().sum()}"
+                           for col in paper_cols)
         lines.append(
             f"Ours vs {setting}: Ours better in {counts.get('Ours better', 0)}, worse in "
             f"{counts.get('Ours worse', 0)}, unclear (p ≥ {alpha}) in {counts.get('unclear', 0)} "
