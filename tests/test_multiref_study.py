@@ -552,6 +552,14 @@ def test_each_seed_trains_its_own_run(tmp_path, monkeypatch):
     assert [(r["variant"], r["tag"]) for r in only] == [("no_nce", "n4_len64_jsdT0.01")]
 
 
+@pytest.mark.parametrize("cap", [None, 2, 100])
+def test_the_plan_counts_the_triplets_training_builds(cap):
+    from gradedrel.multiref.alignment_train import alignment_triplets, triplet_count
+    coll = tiny_collection()
+    assert triplet_count(coll, max_triplets=cap) == len(alignment_triplets(coll, "xx", max_triplets=cap))
+    assert triplet_count(coll, max_triplets=cap) == (2 if cap == 2 else 4)
+
+
 def test_the_tag_names_the_jsd_reading():
     assert study.loss_tag(None) == study.loss_tag({}) == ""          # the runs stored before readings
     assert study.loss_tag(dict(jsd_input="normalized", jsd_scale=1.0)) == ""

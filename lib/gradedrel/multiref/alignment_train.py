@@ -84,6 +84,13 @@ def alignment_triplets(coll: Collection, target: str, source: str = SOURCE_LANG,
     return frame
 
 
+def triplet_count(coll: Collection, source: str = SOURCE_LANG,
+                  max_triplets: int | None = None) -> int:
+    """len(alignment_triplets(coll, ..., max_triplets=...)) without building the rows."""
+    n = len(coll.topics(source))
+    return n if max_triplets is None else min(n, max_triplets)
+
+
 def run_dir(profile: str, target: str, variant: str, lr: float, tag: str = "") -> Path:
     """Where a fine-tuned model lives: data/models/alignment/PROFILE/en-TGT_VARIANT_lrLR[_TAG]."""
     name = f"{SOURCE_LANG}-{target}_{variant}_lr{lr:g}" + (f"_{tag}" if tag else "")

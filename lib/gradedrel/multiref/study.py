@@ -51,6 +51,7 @@ from gradedrel.multiref.alignment_train import (
     release_weights,
     run_dir,
     train_alignment,
+    triplet_count,
 )
 from gradedrel.multiref.alignment_train import load_record as load_train_record
 from gradedrel.retrieval.metrics import paired_test
@@ -338,7 +339,7 @@ def planned_runs(settings: StudySettings, train_coll: Collection) -> list[dict]:
     output_dir, n_triplets}."""
     runs = []
     for target in settings.finetune_targets:
-        n = len(alignment_triplets(train_coll, target, max_triplets=settings.max_train_triplets))
+        n = triplet_count(train_coll, max_triplets=settings.max_train_triplets)
         base_tag = (f"n{n}_len{settings.train_settings['max_seq_length']}"
                     + loss_tag(settings.loss_kwargs))
         seeds = {v: settings.training_seeds(target, v) for v in settings.variants}
