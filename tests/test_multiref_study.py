@@ -297,6 +297,10 @@ def test_run_table_seconds_per_step():
     table = mt.run_table(records)
     assert list(table.columns)[-1] == "seconds/step" and "model_id" not in table
     assert np.isnan(table.loc[0, "seconds/step"]) and table.loc[1, "seconds/step"] == 3.3
+    more = mt.run_table(records + [dict(records[1], tag="n8_seed43", train_seconds=5390.0, eval_seconds=359.0),
+                                   dict(records[1], tag="old", train_seconds=99999.0)])
+    assert mt.compute_time_line(more, "n8") == "cpu: 2 fine-tunes, 1.5 h training + 0.1 h evaluation"
+    assert mt.compute_time_line(more, "nothing") == "no fine-tunes"
 
 
 # --- paired tests and the threshold models ------------------------------------------------------------

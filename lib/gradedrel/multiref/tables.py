@@ -182,6 +182,16 @@ def run_table(eval_records: list[dict]) -> pd.DataFrame:
     return where
 
 
+def compute_time_line(runs: pd.DataFrame, tag_contains: str = "") -> str:
+    """The summed training and evaluation hours of the fine-tunes in `run_table(...)` whose
+    tag contains `tag_contains` (zero-shot rows excluded), by device."""
+    chosen = runs[(runs["steps"] > 0) & runs["tag"].astype(str).str.contains(tag_contains, regex=False)]
+    parts = [f"{device}: {len(rows)} fine-tunes, {rows['train_seconds'].sum() / 3600:.1f} h training "
+             f"+ {rows['eval_seconds'].sum() / 3600:.1f} h evaluation"
+             for device, rows in chosen.groupby("device")]
+    return "; ".join(parts) or "no fine-tunes"
+
+
 def finetune_view(summary: pd.DataFrame, models, pool: str = "pair", scenario: str = "Multi"
                   ) -> pd.DataFrame:
     """The fine-tune summary's rows of `models` in one pool and scenario, indexed by
