@@ -107,3 +107,54 @@ def test_heavily_repeated_passages_like_the_xquad_sweep():
     for b in batches:
         texts = [t for i in b for t in (ds["query"][i], ds["passage"][i])]
         assert len(texts) == len(set(texts))
+
+
+def sentence_pairs(n, seed):
+    """Like a sweep's tau=1 sentence set: ~2 positives a query, each sentence a positive of
+    ~3 queries; a sentence's rows share its length, so sorting puts them side by side."""
+    rng = np.random.default_rng(seed)
+    queries = [f"q{i}" for i in rng.integers(0, n // 2, n)]
+    sentence = rng.integers(0, int(n * 0.3), n)
+    sentence_len = rng.integers(10, 120, int(n * 0.3))
+    keep = list(dict.fromkeys(zip(queries, sentence)))          # distinct pairs, as the sweeps'
+    return (Dataset.from_dict({"query": [q for q, _ in keep], "passage": [f"s{j}" for _, j in keep]}),
+            sentence_len[[j for _, j in keep]])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rebalanced_tail_needs_no_extra_batch_where_greedy_does(seed):
+    ds, lengths = sentence_pairs(1000, seed)
+    n, extra = len(ds), {}
+    for tail in ("greedy", "rebalanced"):
+        s = sampler(ds, lengths, seed=seed, tail=tail)
+        extra[tail] = []
+        for epoch in range(2):
+            batches = s.epoch_batches(epoch)
+            assert sorted(i for b in batches for i in b) == list(range(n))
+            for b in batches:
+                texts = [t for i in b for t in (ds["query"][i], ds["passage"][i])]
+                assert len(texts) == len(set(texts))
+            extra[tail].append(len(batches) - -(-n // 32))
+    assert extra["rebalanced"] == [0, 0]
+    assert sum(extra["greedy"]) > 0           # the data set does leave the greedy fill a tail
+
+
+def test_a_short_batch_is_emptied_by_a_swap_with_a_full_one():
+    """Rows 2 and 3 share a query, so the two short batches cannot merge directly; row 2
+    takes the place of row 0, the full batch's row of the closest length, which joins row 3."""
+    ds = Dataset.from_dict({"query": ["a", "b", "c", "c"], "passage": ["p", "q", "r", "s"]})
+    s = sampler(ds, [10, 50, 12, 48], batch_size=2)
+    assert s._merge_short([[0, 1], [2], [3]]) == [[2, 1], [3, 0]]
+    # nothing can move when every row clashes with every batch it could join
+    ds = Dataset.from_dict({"query": ["a", "a", "a"], "passage": ["p", "q", "r"]})
+    assert sampler(ds, [1, 1, 1], batch_size=2)._merge_short([[0], [1], [2]]) == [[0], [1], [2]]
+
+
+def test_greedy_tail_is_the_stored_runs_recipe_and_keeps_their_hash():
+    from gradedrel.training.finetune import Recipe
+    assert "batch_tail" not in Recipe(batch_tail="greedy").as_dict()
+    assert Recipe().as_dict()["batch_tail"] == "rebalanced"
+    with pytest.raises(ValueError, match="tail"):
+        Recipe(batch_tail="spread")
+    with pytest.raises(ValueError, match="tail"):
+        sampler(*pairs(10), tail="spread")

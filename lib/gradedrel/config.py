@@ -40,8 +40,9 @@ Fine-tuning keys (notebooks 03-05; gradedrel.sweeps.grid, gradedrel.training.fin
                         the sweep's texts (identical embeddings, much faster training);
                         "profile": the encoder as is; or any load_encoder spec
   finetune_lr / _batch_size / _epochs / _warmup_ratio / _max_seq_length / _batching
-                        the recipe (paper, Appendix A: batch 32, 5% warm-up, 2 epochs,
-                        lr 1e-6 for me5-large; 1e-5 for me5-small, see training/finetune.py)
+  / _batch_tail         the recipe (paper, Appendix A: batch 32, 5% warm-up, 2 epochs,
+                        lr 1e-6 for me5-large; 1e-5 for me5-small, see training/finetune.py;
+                        the tail: training/length_bucketing.py)
   finetune_langs, finetune_taus, finetune_sizes, finetune_size_reading, finetune_annotators,
   finetune_seeds, finetune_hard_negatives
                         notebook 03's grid (sizes per language; "all" = the whole
@@ -88,7 +89,8 @@ PROFILES = {
         query_generator="packaged:qwen2.5-coder-0.5b-instruct", downsample_target=400,
         finetune_encoder="pruned", finetune_lr=1e-5, finetune_batch_size=8, finetune_epochs=2,
         finetune_warmup_ratio=0.05, finetune_max_seq_length=64, finetune_batching="length_bucketed",
-        finetune_langs=["en", "de"], finetune_taus=[1, 3], finetune_sizes=[8, 16],
+        finetune_batch_tail="rebalanced", finetune_langs=["en", "de"], finetune_taus=[1, 3],
+        finetune_sizes=[8, 16],
         finetune_size_reading="instances", finetune_annotators=["A"], finetune_seeds=[0],
         finetune_hard_negatives=False, finetune_seed_size=8, finetune_extra_seeds=[1],
         crosslingual_taus=[1, 3],
@@ -109,6 +111,8 @@ PROFILES = {
         query_generator="packaged:qwen2.5-coder-0.5b-instruct", downsample_target=55000,
         finetune_encoder="pruned", finetune_lr=1e-5, finetune_batch_size=32, finetune_epochs=2,
         finetune_warmup_ratio=0.05, finetune_max_seq_length=512, finetune_batching="length_bucketed",
+        # the tail the stored grid was trained with (its hashes); new profiles rebalance it
+        finetune_batch_tail="greedy",
         # the CPU grid: the four languages both studies have; xquad-full runs the rest
         finetune_langs=["ar", "en", "es", "ru"], finetune_taus=[1, 2, 3],
         finetune_sizes=[250, 500, 1000, 2000], finetune_size_reading="instances",
@@ -135,6 +139,7 @@ PROFILES = {
         query_generator="env:GRADEDREL_LLM", downsample_target=300_000,
         finetune_encoder="profile", finetune_lr=1e-6, finetune_batch_size=32, finetune_epochs=2,
         finetune_warmup_ratio=0.05, finetune_max_seq_length=512, finetune_batching="length_bucketed",
+        finetune_batch_tail="rebalanced",
         finetune_langs=["ar", "en", "es", "fi", "ja", "ru"], finetune_taus=[1, 2, 3],
         finetune_sizes=[50_000, 100_000, 150_000, 200_000, 250_000, 300_000],
         finetune_size_reading="instances", finetune_annotators=["A", "B_chat"],

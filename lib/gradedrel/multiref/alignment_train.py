@@ -49,6 +49,9 @@ TRAINING_DEFAULTS = dict(
     # recompute activations in the backward pass: same gradients, a fraction of the
     # memory (a 32-triplet CPU step at 256 tokens otherwise peaks near 13 GB)
     gradient_checkpointing=False, batching="length_bucketed",
+    # the end-of-epoch fill of the bucketed batches: "greedy", as the stored runs were
+    # trained (the tail described above); "rebalanced" merges its short batches
+    batch_tail="greedy",
 )
 RECORD_NAME = "alignment_record.json"
 SOURCE_LANG = "en"
@@ -192,7 +195,8 @@ def train_alignment(base_encoder: str, triplets: pd.DataFrame, output_dir, varia
         data_seed=settings["seed"],
         prompts=prompts,
         batch_sampler=batch_sampler(
-            settings["batching"], partial(_paragraph_lengths, settings, model, triplets, prompts)),
+            settings["batching"], partial(_paragraph_lengths, settings, model, triplets, prompts),
+            settings["batch_tail"]),
         save_strategy="no",
         logging_steps=1,
         report_to="none",

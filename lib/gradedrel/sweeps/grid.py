@@ -269,7 +269,8 @@ def recipe_from_config(cfg: dict) -> Recipe:
     return Recipe(learning_rate=float(cfg["finetune_lr"]), batch_size=int(cfg["finetune_batch_size"]),
                   epochs=float(cfg["finetune_epochs"]), warmup_ratio=float(cfg["finetune_warmup_ratio"]),
                   max_seq_length=int(cfg["finetune_max_seq_length"]),
-                  batching=cfg["finetune_batching"])
+                  batching=cfg["finetune_batching"],
+                  batch_tail=cfg.get("finetune_batch_tail", "rebalanced"))
 
 
 def store_folder(profile: str) -> Path:

@@ -61,6 +61,7 @@ class Recipe:
     weight_decay: float = 0.0
     loss_scale: float = 20.0      # MultipleNegativesRankingLoss default (temperature 0.05)
     batching: str = "length_bucketed"   # or "no_duplicates" (random), "random" (may repeat texts)
+    batch_tail: str = "rebalanced"      # length_bucketed's end-of-epoch fill (length_bucketing.TAILS)
 
     def __post_init__(self):
         if self.learning_rate <= 0 or self.batch_size < 2 or self.epochs <= 0:
@@ -70,9 +71,16 @@ class Recipe:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.batching not in BATCHINGS:
             raise ValueError(f"batching must be one of {BATCHINGS}, got {self.batching!r}")
+        if self.batch_tail not in ("rebalanced", "greedy"):
+            raise ValueError(f"batch_tail must be 'rebalanced' or 'greedy', got {self.batch_tail!r}")
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        # the runs stored before the tail could be rebalanced were greedy and hashed
+        # without the key; they keep their hashes
+        d = asdict(self)
+        if d["batch_tail"] == "greedy":
+            del d["batch_tail"]
+        return d
 
 
 @dataclass
@@ -147,10 +155,11 @@ def set_checkpointing(model, on: bool) -> bool:
     return was_on
 
 
-def batch_sampler(batching: str, lengths):
+def batch_sampler(batching: str, lengths, tail: str = "rebalanced"):
     """The `batch_sampler` SentenceTransformerTrainingArguments takes for a batching name
     (one of BATCHINGS). `lengths` is each row's cost, or a function returning it, called
-    only for "length_bucketed" (so the other two never tokenise)."""
+    only for "length_bucketed" (so the other two never tokenise); `tail` is that sampler's
+    end-of-epoch fill."""
     from sentence_transformers.base.sampler import BatchSamplers
 
     if batching not in BATCHINGS:
@@ -160,7 +169,7 @@ def batch_sampler(batching: str, lengths):
     if batching == "no_duplicates":
         return BatchSamplers.NO_DUPLICATES
     from gradedrel.training.length_bucketing import length_bucketed_sampler
-    return length_bucketed_sampler(lengths() if callable(lengths) else lengths)
+    return length_bucketed_sampler(lengths() if callable(lengths) else lengths, tail=tail)
 
 
 def build_trainer(model, pairs: pd.DataFrame, recipe: Recipe, output_dir, seed: int = 0,
@@ -203,7 +212,7 @@ def build_trainer(model, pairs: pd.DataFrame, recipe: Recipe, output_dir, seed: 
         output_dir=str(output_dir), per_device_train_batch_size=recipe.batch_size,
         num_train_epochs=recipe.epochs, max_steps=max_steps, learning_rate=recipe.learning_rate,
         warmup_steps=recipe.warmup_ratio, lr_scheduler_type=recipe.scheduler,
-        weight_decay=recipe.weight_decay, batch_sampler=batch_sampler(recipe.batching, sum(lengths)),
+        weight_decay=recipe.weight_decay, batch_sampler=batch_sampler(recipe.batching, sum(lengths), recipe.batch_tail),
         prompts=training_prompts(model), bf16=speed.bf16, tf32=speed.tf32 if cuda else None,
         **({} if speed.fused_adamw is None
            else {"optim": "adamw_torch_fused" if speed.fused_adamw else "adamw_torch"}),
