@@ -212,7 +212,8 @@ def build_trainer(model, pairs: pd.DataFrame, recipe: Recipe, output_dir, seed: 
         output_dir=str(output_dir), per_device_train_batch_size=recipe.batch_size,
         num_train_epochs=recipe.epochs, max_steps=max_steps, learning_rate=recipe.learning_rate,
         warmup_steps=recipe.warmup_ratio, lr_scheduler_type=recipe.scheduler,
-        weight_decay=recipe.weight_decay, batch_sampler=batch_sampler(recipe.batching, sum(lengths), recipe.batch_tail),
+        weight_decay=recipe.weight_decay,
+        batch_sampler=batch_sampler(recipe.batching, sum(lengths), recipe.batch_tail),
         prompts=training_prompts(model), bf16=speed.bf16, tf32=speed.tf32 if cuda else None,
         **({} if speed.fused_adamw is None
            else {"optim": "adamw_torch_fused" if speed.fused_adamw else "adamw_torch"}),

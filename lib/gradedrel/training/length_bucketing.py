@@ -126,7 +126,7 @@ class LengthBucketedBatchSampler(DefaultBatchSampler):
             short = sorted((i for i, b in enumerate(batches) if len(b) < self.batch_size),
                            key=lambda i: len(batches[i]))
             progress = False
-            for victim in short[:-1] if len(short) > 1 else []:
+            for victim in short[:-1]:
                 trial = [list(b) for b in batches]
                 trial_texts = [set(t) for t in texts]
                 targets = [i for i in short if i != victim]
