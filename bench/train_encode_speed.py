@@ -28,7 +28,8 @@ MFU (model FLOP utilisation) = 6 (training) or 2 (encoding) x non-embedding para
 real (non-padding) tokens per second / the peak of a large matrix product measured in
 this run (bf16 on CUDA, fp32 on CPU where nothing runs in bf16). Attention's own FLOPs
 (~4% at these lengths for the large shape) are not counted, so MFU is a lower bound.
-Writes a JSON record (`--out`) and prints markdown tables; ratios are within this run.
+Writes a JSON record (`--out`; rewritten after every row, with "complete": false until the
+end) and prints markdown tables; ratios are within this run.
 """
 from __future__ import annotations
 
@@ -74,6 +75,17 @@ def peak_matmul_tflops(device: str, dtype: torch.dtype, n: int, reps: int) -> fl
         sync(device)
         times.append(time.perf_counter() - start)
     return 2 * n ** 3 / statistics.median(times) / 1e12
+
+
+def package_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+    out = {}
+    for name in ("transformers", "sentence-transformers", "tokenizers", "accelerate", "datasets", "numpy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def non_embedding_params(model) -> int:
@@ -227,6 +239,7 @@ def main():
     ap.add_argument("--max-seq-length", type=int, default=512, help="the recipe's truncation")
     ap.add_argument("--warmup-steps", type=int, default=5)
     ap.add_argument("--train-steps", type=int, default=30)
+    ap.add_argument("--tasks", default="train,encode", help="train, encode or both")
     ap.add_argument("--encode-passages", type=int, default=2880)
     ap.add_argument("--encode-batch-size", type=int, default=128)
     ap.add_argument("--matmul-n", type=int, default=None, help="default 8192 on CUDA, 2048 on CPU")
@@ -242,10 +255,23 @@ def main():
     peak = peak_matmul_tflops(device, peak_dtype, n, reps=20 if device == "cuda" else 5)
     device_name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu"
     record = dict(date=datetime.date.today().isoformat(), device=device_name,
-                  torch=torch.__version__, threads=torch.get_num_threads(),
+                  torch=torch.__version__, cuda=torch.version.cuda, threads=torch.get_num_threads(),
+                  packages=package_versions(),
                   peak_tflops=peak, peak_dtype=str(peak_dtype).replace("torch.", ""),
                   args=vars(args), train=[], encode=[], failed=[])
     print(f"{device_name}: {n}^3 {record['peak_dtype']} matrix product {peak:.1f} TFLOP/s", flush=True)
+    safe_name = "".join(c if c.isalnum() else "_" for c in device_name) or "cpu"
+    out = Path(args.out or Path(__file__).parent / "results" / f"{record['date']}-{safe_name}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(complete: bool):
+        # after every row, so that a run stopped at a time limit still leaves what it measured
+        record["complete"] = complete
+        tmp = out.with_name(out.name + ".part")
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        tmp.replace(out)
+
+    save(False)
 
     n_pairs = (args.warmup_steps + args.train_steps) * args.batch_size * 2
     pairs = xquad_pairs(max(n_pairs, args.encode_passages))
@@ -257,8 +283,9 @@ def main():
     small_fp32 = load_encoder(args.small_spec, device=device)
     factories = {"small": lambda: load_encoder(args.small_spec, device=device),
                  "large": lambda: large_shaped_model(load_encoder(args.small_spec, device=device), device)}
+    tasks = args.tasks.split(",")
     for name in args.models.split(","):
-        for setting in settings:
+        for setting in settings if "train" in tasks else []:
             for unit in units:
                 try:
                     row = time_training(factories[name], setting, train_pairs[unit], args.batch_size,
@@ -267,12 +294,16 @@ def main():
                     record["failed"].append(dict(model=name, setting=setting, unit=unit, task="train",
                                                  error=repr(err)))
                     print(f"train {name} {setting} {unit}: FAILED {err!r}", flush=True)
+                    save(False)
                     continue
                 row.update(model=name, setting=setting, unit=unit,
                            mfu=6 * row["non_embedding_params"] * row["real_tokens_per_s"] / (peak * 1e12))
                 record["train"].append(row)
+                save(False)
                 print(f"train {name} {setting} {unit}: {row['pairs_per_s']:.1f} pairs/s, "
                       f"MFU {row['mfu']:.1%}, padding {row['padding_share']:.0%}", flush=True)
+        if "encode" not in tasks:
+            continue
         model = small_fp32 if name == "small" else factories["large"]()
         model.max_seq_length = args.max_seq_length
         tokens = sum(len(ids) for ids in model.tokenizer(
@@ -281,20 +312,27 @@ def main():
         enc_settings = ["plain", "ours"] + (["ours-bf16-weights"] if device == "cuda" else [])
         reference = None
         for setting in enc_settings:
-            row, emb = time_encoding(model, setting, passages, args.encode_batch_size, device)
+            try:
+                row, emb = time_encoding(model, setting, passages, args.encode_batch_size, device)
+            except Exception as err:                     # recorded; the other model still runs
+                record["failed"].append(dict(model=name, setting=setting, unit="paragraph", task="encode",
+                                             error=repr(err)))
+                print(f"encode {name} {setting}: FAILED {err!r}", flush=True)
+                save(False)
+                if reference is None:                    # no plain row to set the others against
+                    break
+                continue
             reference = emb if reference is None else reference
             row.update(model=name, setting=setting, passages=len(passages), real_tokens=tokens,
                        mfu=2 * non_embedding_params(model) * tokens / row["seconds"] / (peak * 1e12),
                        min_cosine_vs_plain=float((emb * reference).sum(1).min()))
             record["encode"].append(row)
+            save(False)
             print(f"encode {name} {setting}: {row['passages_per_s']:.0f} passages/s, MFU {row['mfu']:.1%}",
                   flush=True)
         del model
 
-    safe_name = "".join(c if c.isalnum() else "_" for c in device_name) or "cpu"
-    out = Path(args.out or Path(__file__).parent / "results" / f"{record['date']}-{safe_name}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    save(True)
     print()
     print(markdown(record))
     print(f"\nrecord: {out}")
