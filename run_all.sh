@@ -18,8 +18,11 @@ Runs the study's notebooks (notebooks/NN_*.ipynb) in order with papermill.
   --verify          recompute a cheap subset of each notebook's numbers and compare them
                     with data/expected/PROFILE/ within stated tolerances; exits non-zero
                     on a difference
-  --only NN[,NN]    these notebooks only (e.g. --only 03 or --only 00,06)
-  -p KEY VALUE      a notebook parameter, or any profile key (passed in `config`)
+  --only NN[,NN]    these notebooks only, by exact two-digit number (e.g. --only 03 or
+                    --only 00,06)
+  -p KEY VALUE      a notebook parameter, or any profile key (passed in `config`); a key
+                    that sets a profile key only with --recompute or --verify (a redraw
+                    draws what the profile's runs stored)
   -y YAML           several at once, e.g. -y 'langs: [en, de]'
   -h, --help        this text
 
@@ -32,13 +35,14 @@ fail() { echo "run_all.sh: $*" >&2; exit 2; }
 profile=xquad
 mode=redraw
 only=""
+only_set=""
 checks=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --profile) [ $# -ge 2 ] || fail "--profile needs a name (see --help)"; profile="$2"; shift 2 ;;
         --recompute) mode=recompute; shift ;;
         --verify) mode=verify; shift ;;
-        --only) [ $# -ge 2 ] || fail "--only needs notebook numbers (see --help)"; only="$2"; shift 2 ;;
+        --only) [ $# -ge 2 ] || fail "--only needs notebook numbers (see --help)"; only="$2"; only_set=1; shift 2 ;;
         -p) [ $# -ge 3 ] || fail "-p needs a KEY and a VALUE (see --help)"; checks+=(-p "$2" "$3"); shift 3 ;;
         -y) [ $# -ge 2 ] || fail "-y needs a YAML mapping (see --help)"; checks+=(-y "$2"); shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -47,7 +51,7 @@ while [ $# -gt 0 ]; do
 done
 
 check() {   # python [extra arguments]: the notebooks to run, or a message and exit 2
-    "$1" -m gradedrel.config check --profile "$profile" --mode "$mode" ${only:+--only "$only"} \
+    "$1" -m gradedrel.config check --profile "$profile" --mode "$mode" ${only_set:+--only "$only"} \
         ${checks[@]+"${checks[@]}"} "${@:2}"
 }
 # Before anything is installed or written: the argument check needs only the standard library.

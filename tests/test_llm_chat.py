@@ -315,3 +315,33 @@ def test_a_server_that_fails_to_start_keeps_its_log(tmp_path):
         server.start()
     assert server.log_path.exists()                      # what went wrong stays readable
     server.log_path.unlink()
+
+
+def test_query_generation_that_fails_says_why_writes_nothing_and_reruns(scripted_server, tmp_path):
+    """Every request failing used to leave an empty file, no cause, and a rerun that raised
+    KeyError: 'doc_id'. Now: an error with the count and the first cause, no file; a rerun
+    (over such an empty file too) generates and resumes; some failures are a warning."""
+    import pandas as pd
+
+    from gradedrel.annotation.pipeline import QueryGenerationError, generate_llm_queries
+    passages = pd.DataFrame({"doc_id": ["en:p1", "en:p2", "en:p3"], "lang": "en",
+                             "text": ["Denver won.", "Paris is big.", "FAIL-9-503 Rome is old."]})
+    path = tmp_path / "generated_queries.jsonl"
+    settings = ChatSettings(max_retries=0, timeout=5, temperature=0.7, max_tokens=64)
+    ScriptedChat.status_for_all = 500
+    with pytest.raises(QueryGenerationError, match=r"3 of 3 requests failed after retries "
+                                                   r"\(3 x InternalServerError: Error code: 500"):
+        generate_llm_queries(None, passages, scripted_server, path, settings)
+    assert not path.exists()
+    path.write_text("")                                  # as the old code left it
+    ScriptedChat.status_for_all = None
+    with pytest.warns(UserWarning, match=r"1 of 3 requests failed after retries \(1 x "
+                                         r"InternalServerError: Error code: 503"):
+        out = generate_llm_queries(None, passages, scripted_server, path, settings)
+    assert sorted(out["doc_id"]) == ["en:p1", "en:p2"] and out["query"].eq("who won").all()
+    assert list(out.columns) == ["doc_id", "lang", "query", "status", "raw"]
+    with pytest.raises(QueryGenerationError, match=r"1 of 1 requests failed"):   # p3 asked again
+        generate_llm_queries(None, passages, scripted_server, path, settings)
+    ScriptedChat.failures["FAIL-9-503"] = 9              # the server recovers
+    out = generate_llm_queries(None, passages, scripted_server, path, settings)
+    assert sorted(out["doc_id"]) == ["en:p1", "en:p2", "en:p3"] and out["status"].eq("ok").all()

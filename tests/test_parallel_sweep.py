@@ -142,3 +142,74 @@ def test_a_worker_killed_midway_is_named_once_with_its_configuration():
     assert lines == ["worker 1 exited with code -9 while running ru+en tau=3 instances=250; "
                      "it is not stored and runs again next time"]
     assert dead_worker_lines(procs, {}, reported) == []          # reported once
+
+
+# a packed sweep on the smoke grid, as `python -m gradedrel.sweeps --workers 2` runs one
+SWEEP = """
+import sys
+from gradedrel.config import profile_config
+from gradedrel.sweeps import grid
+from gradedrel.sweeps.parallel import run_sweep_parallel
+from gradedrel.sweeps.run_store import RunStore
+cfg = {**profile_config("smoke"), "annotation_dir": sys.argv[1]}
+specs = [grid.RunSpec((lang,), tau, 16, annotator="A") for lang in ("en", "de") for tau in (1, 2, 3)]
+setup = grid.prepare_sweep(cfg, RunStore(sys.argv[2]))
+run_sweep_parallel(cfg, specs, workers=2, setup=setup, log=lambda line: print(line, flush=True))
+"""
+
+
+def test_workers_die_with_a_parent_killed_by_sigkill(tmp_path):
+    """kill -9 of the sweep takes its workers with it (they used to finish the grid alone,
+    and a restarted sweep ran and stored every configuration a second time)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+    folder = tmp_path / "annotations"
+    folder.mkdir()
+    rubric_rows(load_collection(profile_config("smoke"), unit="sentence")).to_parquet(
+        folder / grid.ANNOTATION_FILES["A"])
+    store = RunStore(tmp_path / "store")
+    parent = subprocess.Popen([sys.executable, "-c", SWEEP, str(folder), str(store.folder)],
+                              env={**os.environ, "TQDM_DISABLE": "1"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = []
+    try:
+        deadline = time.monotonic() + 900
+        while not (store.index.exists() and store.index.read_bytes().count(b"\n")):
+            assert parent.poll() is None, f"the sweep exited with {parent.returncode} before storing a run"
+            assert time.monotonic() < deadline, "no run stored in 15 minutes"
+            time.sleep(1)
+        workers = [p for p in psutil.Process(parent.pid).children(recursive=True)
+                   if "spawn_main" in " ".join(p.cmdline())]
+        assert len(workers) == 2                      # both busy with the grid's other runs
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+
+        def alive():
+            out = []
+            for p in workers:
+                try:
+                    if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                        out.append(p.pid)
+                except psutil.NoSuchProcess:
+                    pass
+            return out
+        deadline = time.monotonic() + 10
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert alive() == []
+    finally:                                          # whatever failed, leave no process behind
+        leftover = list(workers)
+        if parent.poll() is None:
+            leftover += psutil.Process(parent.pid).children(recursive=True)
+            parent.kill()
+            parent.wait()
+        for p in leftover:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass

@@ -39,6 +39,17 @@ CASES = [
     ("[2]\nScore: 3", None, "ambiguous"),
     ("Score: 2 [2]", 2, "ok"),
     ("The passage contains no answer: [0]", 0, "ok"),
+    # a written-out grade that contradicts the bracket, however it is phrased
+    ("The score is: 3. [1]", None, "ambiguous"),
+    ("score 3 [1]", None, "ambiguous"),
+    ("[3] The passage names the winner. So 1.", None, "ambiguous"),
+    ("[2]\nTherefore, it's a 0", None, "ambiguous"),
+    ("[1]\nFinal answer: 3", None, "ambiguous"),
+    # ... and ones that agree with it, or are no grade at all
+    ("The score is: 3. [3]", 3, "ok"),
+    ("[3] The passage names the winner. So 3.", 3, "ok"),
+    ("[3] It says so 1912, the year asked for.", 3, "ok"),
+    ("[2] So 2.5 of the facts match.", 2, "ok"),
 ]
 
 

@@ -48,13 +48,75 @@ def test_store_names_a_corrupt_line(tmp_path):
     store = RunStore(tmp_path)
     store.write_finished({"config_hash": "h1"}, per_query())
     with open(store.index, "a") as fh:
-        fh.write("garbage\n")
-    store.write_finished({"config_hash": "h2"}, per_query())
+        fh.write('garbage\n{"config_hash": "h2", "status": "finished"}\n')
     with pytest.raises(CorruptLogError, match=r"runs.jsonl:2"):
         store.latest()
+    before = store.index.read_bytes()
+    with pytest.raises(CorruptLogError, match=r"runs.jsonl:2"):   # a write checks the store first
+        store.write_finished({"config_hash": "h3"}, per_query())
+    assert store.index.read_bytes() == before and not store.per_query_path("h3").exists()
     store.index.write_text('{"status": "finished"}\n')          # JSON, but not a record
     with pytest.raises(CorruptLogError, match=r"runs.jsonl:1: not a record"):
         store.latest()
+
+
+# one writer process: waits for the go file, then stores configuration h1 as finished
+WRITER = """
+import json, sys, time
+from pathlib import Path
+import pandas as pd
+from gradedrel.sweeps.run_store import RunStore
+folder, go, writer = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+(folder.parent / f"ready-{writer}").touch()
+while not go.exists():
+    time.sleep(0.005)
+per_query = pd.DataFrame({"query_lang": "en", "doc_lang": "en", "query_id": ["en:q1"],
+                          "measure": "nDCG@10", "value": [writer / 4]})
+print(json.dumps(RunStore(folder).write_finished({"config_hash": "h1", "writer": writer}, per_query)))
+"""
+
+
+def test_two_writers_of_one_configuration_leave_one_record(tmp_path):
+    """Processes that ran the same configuration (a sweep restarted while the last one's
+    workers still ran) store it once: the check and the writes hold the log's lock."""
+    import json
+    import subprocess
+    import sys
+    import time
+    folder, go = tmp_path / "store", tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(folder), str(go), str(w)],
+                              stdout=subprocess.PIPE, text=True) for w in (1, 2, 3)]
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"ready-{w}").exists() for w in (1, 2, 3)):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.01)
+    go.touch()                                       # all three write at once
+    stored = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    store = RunStore(folder)
+    writers = [r["writer"] for r in store.attempts()]
+    assert len(writers) == 1                         # one line, not three
+    assert stored == [w == writers[0] for w in (1, 2, 3)]   # the writer was told so, the others not
+    assert store.per_query("h1")["value"].tolist() == [writers[0] / 4]   # its own numbers
+
+
+def test_a_finished_configuration_is_final(tmp_path):
+    store = RunStore(tmp_path)
+    assert store.write_finished({"config_hash": "h1", "run": 1}, per_query(0.25))
+    assert not store.write_finished({"config_hash": "h1", "run": 2}, per_query(0.75))
+    assert not store.write_failed({"config_hash": "h1", "run": 3}, error="a late duplicate failed")
+    assert [r["run"] for r in store.attempts()] == [1]
+    assert store.per_query("h1")["value"].tolist() == [0.25, 1.0]
+    # a store written before the lock: a finished record outlives later lines of its hash,
+    # and a configuration finished twice is named
+    import json
+    with open(store.index, "a") as fh:
+        for record in ({"config_hash": "h1", "status": "failed", "run": 4},
+                       {"config_hash": "h2", "status": "finished", "run": 5},
+                       {"config_hash": "h2", "status": "finished", "run": 6}):
+            fh.write(json.dumps(record) + "\n")
+    with pytest.warns(UserWarning, match=r"1 configuration\(s\) finished more than once \(e.g. h2\)"):
+        latest = store.latest()
+    assert {h: r["run"] for h, r in latest.items()} == {"h1": 1, "h2": 6}
 
 
 def fake_setup(tmp_path) -> SweepSetup:

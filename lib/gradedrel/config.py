@@ -224,22 +224,65 @@ class RunArgumentError(ValueError):
     pass
 
 
-def check_run(notebooks_dir, profile: str, only=None, params=(), yaml_mappings=()) -> list[dict]:
+def notebook_profile_keys(path) -> dict[str, str]:
+    """The profile key each of a notebook's parameters sets: itself where it is a profile
+    key (`langs`), else the keyword it is passed as to `profile_config` in the notebook's
+    code (03's `learning_rate` is `finetune_lr`). Parameters that set none are left out."""
+    import ast
+    import json
+    keys = {k for profile in PROFILES.values() for k in profile}
+    params = set(notebook_parameters(path))
+    out = {p: p for p in params if p in keys}
+    for cell in json.loads(Path(path).read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(line for line in "".join(cell["source"]).splitlines(keepends=True)
+                         if not line.lstrip().startswith(("%", "!")))      # IPython magics
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            func = getattr(node, "func", None)
+            if isinstance(node, ast.Call) and "profile_config" in (getattr(func, "id", None),
+                                                                   getattr(func, "attr", None)):
+                out.update({kw.value.id: kw.arg for kw in node.keywords
+                            if kw.arg and isinstance(kw.value, ast.Name) and kw.value.id in params})
+    return out
+
+
+MODES = ("redraw", "recompute", "verify")
+
+
+def check_run(notebooks_dir, profile: str, only=None, params=(), yaml_mappings=(),
+              mode: str = "redraw") -> list[dict]:
     """The notebooks run_all.sh will run and each one's parameters, or RunArgumentError with a
-    message that names what is wrong: an unknown profile, an `--only` that matches no
-    notebook, a key that is neither a parameter of a selected notebook nor a profile key.
-    `params`: (KEY, VALUE) pairs (-p); `yaml_mappings`: dicts (-y, already parsed). A
-    profile key a notebook does not take as its own parameter reaches it in `config`."""
+    message that names what is wrong: an unknown profile; an `--only` that is not a list of
+    notebook numbers (exactly NN, comma-separated; None = every notebook, "" is refused); a
+    key that is neither a parameter of a selected notebook nor a profile key; a key run_all.sh
+    sets itself; and, in a redraw (`mode` "redraw": no --recompute / --verify), any profile
+    key, set directly, in `config`, or through the notebook parameter that sets it
+    (notebook_profile_keys): the profile decides what is computed, trained and stored (a
+    run's hash, a table), and a redraw only draws what the profile's runs stored, so such a
+    key would draw nothing or the wrong thing. A redraw takes the parameters that set no
+    profile key (how stored results are tested or drawn: 03-05's `method`, 02's `n_boot`;
+    06's own plan). `params`: (KEY, VALUE) pairs (-p); `yaml_mappings`: dicts (-y, already
+    parsed). A profile key a notebook does not take as its own parameter reaches it in
+    `config`."""
     if profile not in PROFILES:
         raise RunArgumentError(f"unknown profile {profile!r}; profiles: {', '.join(PROFILES)}")
+    if mode not in MODES:
+        raise RunArgumentError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
     notebooks = sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
-    if only:
-        wanted = [w.strip() for w in str(only).split(",") if w.strip()]
-        missing = [w for w in wanted if not any(nb.name.startswith(w) for nb in notebooks)]
-        if missing or not wanted:
-            raise RunArgumentError(f"--only {only}: no notebook {', '.join(missing) or '(empty)'}; notebooks: "
-                                   + " ".join(nb.name[:2] for nb in notebooks))
-        notebooks = [nb for nb in notebooks if any(nb.name.startswith(w) for w in wanted)]
+    numbers = [nb.name[:2] for nb in notebooks]
+    if only is not None:
+        wanted = [w.strip() for w in str(only).split(",")]
+        bad = [w for w in wanted if w not in numbers]
+        if bad:
+            raise RunArgumentError(
+                f"--only {only!r}: {', '.join(repr(w) for w in bad)} is not a notebook number; "
+                f"--only takes two-digit numbers, comma-separated, of: {' '.join(numbers)}")
+        notebooks = [nb for nb in notebooks if nb.name[:2] in wanted]
     values = {k: parse_value(v) for k, v in params}
     for mapping in yaml_mappings:
         if not isinstance(mapping, dict):
@@ -264,6 +307,17 @@ def check_run(notebooks_dir, profile: str, only=None, params=(), yaml_mappings=(
             raise RunArgumentError(
                 f"unknown parameter {key!r}: not a parameter of {', '.join(Path(p['notebook']).name[:2] for p in plan)} "
                 f"(they take: {', '.join(takes)}), nor a profile key they pass on")
+    if mode == "redraw":
+        computed = {}
+        for step in plan:
+            sets = notebook_profile_keys(step["notebook"])
+            computed.update({k: k for k in step["config"]})
+            computed.update({k: sets[k] for k in step["parameters"] if k in sets})
+        if computed:
+            named = ", ".join(k if k == v else f"{k} (profile key {v})" for k, v in sorted(computed.items()))
+            raise RunArgumentError(
+                f"{named}: a profile key decides what is computed, trained and stored, and a redraw "
+                "only draws what the profile's runs stored; set it only with --recompute (or --verify)")
     return plan
 
 
@@ -279,7 +333,7 @@ def main(argv=None) -> int:
     ap.add_argument("--notebooks", default=str(Path(__file__).resolve().parents[2] / "notebooks"))
     ap.add_argument("--profile", required=True)
     ap.add_argument("--only", default=None)
-    ap.add_argument("--mode", choices=["redraw", "recompute", "verify"], default="redraw")
+    ap.add_argument("--mode", choices=MODES, default="redraw")
     ap.add_argument("-p", nargs=2, action="append", default=[])
     ap.add_argument("-y", action="append", default=[])
     ap.add_argument("--lenient-yaml", action="store_true",
@@ -300,7 +354,7 @@ def main(argv=None) -> int:
             raise
         mappings.append(yaml.safe_load(text))
     try:
-        plan = check_run(args.notebooks, args.profile, args.only, args.p, mappings)
+        plan = check_run(args.notebooks, args.profile, args.only, args.p, mappings, mode=args.mode)
     except RunArgumentError as err:
         print(f"run_all.sh: {err}", file=sys.stderr)
         return 2

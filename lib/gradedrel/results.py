@@ -9,7 +9,6 @@ figures/PROFILE/NAME.{png,pdf}   figures, redrawn from the tables in seconds
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import platform
@@ -20,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock
 
 from gradedrel.paths import DATA_DIR, FIGURES_DIR, REPO_ROOT, RESULTS_DIR
 
@@ -49,12 +49,8 @@ def tables_locked(profile: str, name: str):
     extend and rewrite the same tables take turns instead of dropping each other's rows."""
     path = RESULTS_DIR / profile / f".{name}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with FileLock(path, is_singleton=True):
+        yield
 
 
 # no creation date in a PDF: a redraw of the same table gives the same bytes

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from gradedrel import jsonl_log
 from gradedrel.annotation.judgement import pairs_from_candidates
 from gradedrel.annotation.store import JudgementStore, store_key
 from gradedrel.data.collection import Collection, make_id
@@ -40,23 +41,60 @@ def _sample_per_language(df: pd.DataFrame, per_lang: int, seed: int) -> pd.DataF
                       for _, d in df.groupby("lang")])
 
 
-def generate_llm_queries(coll: Collection, passages: pd.DataFrame, endpoint, path) -> pd.DataFrame:
+GENERATED_COLUMNS = ["doc_id", "lang", "query", "status", "raw"]
+
+
+class QueryGenerationError(RuntimeError):
+    pass
+
+
+def generate_llm_queries(coll: Collection, passages: pd.DataFrame, endpoint, path, settings=None,
+                         max_failed_share: float = 0.5) -> pd.DataFrame:
     """Generate one query per passage with the paper's prompt, appending each to the
-    JSONL file at `path` as it arrives; passages already there are skipped (resume)."""
+    JSONL file at `path` as it arrives (jsonl_log: locked, fsync'd, a torn last line cut);
+    passages already there are skipped (resume). Failed requests are not written, so a
+    rerun asks again; they are counted by cause and warned of, and when more than
+    `max_failed_share` of the requests fail (all of them included) QueryGenerationError
+    names how many failed and the first message of each cause. No file is written until a
+    query arrives. `settings`: llm_chat.ChatSettings (default: generate_queries')."""
     from gradedrel.annotation.llm_chat import generate_queries
 
     path = Path(path)
-    done = set(read_jsonl(path)["doc_id"]) if path.exists() else set()
+    done = {row["doc_id"] for _, row in jsonl_log.read(path, required=("doc_id",))}
     todo = passages[~passages["doc_id"].isin(done)]
-    if todo.empty:
-        return read_jsonl(path)
-    with open(path, "a", encoding="utf-8") as fh:
-        items = list(todo[["doc_id", "lang", "text"]].itertuples(index=False, name=None))
-        for row in tqdm(generate_queries(endpoint, items), total=len(items), desc="queries"):
-            if row["status"] != "request_failed":
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-                fh.flush()
-    return read_jsonl(path)
+    items = list(todo[["doc_id", "lang", "text"]].itertuples(index=False, name=None))
+    failures = _FailureCount()
+    for row in tqdm(generate_queries(endpoint, items, settings), total=len(items), desc="queries"):
+        if row["status"] == "request_failed":
+            failures.add(row["raw"])
+        else:
+            jsonl_log.append(path, row)
+    if failures.n:
+        message = (f"query generation: {failures.n} of {len(items)} requests failed after retries "
+                   f"({failures.describe()}); {len(items) - failures.n} answers written to {path}, "
+                   "and a rerun asks again for the failed ones")
+        if failures.n > max_failed_share * len(items):
+            raise QueryGenerationError(message)
+        warnings.warn(message)
+    return pd.DataFrame([row for _, row in jsonl_log.read(path)], columns=GENERATED_COLUMNS)
+
+
+class _FailureCount:
+    """Failed requests counted by error kind (the text before the first colon of
+    llm_chat.describe_error's message), with each kind's first message."""
+
+    def __init__(self):
+        self.n, self.causes = 0, {}
+
+    def add(self, raw: str) -> None:
+        self.n += 1
+        self.causes.setdefault(raw.split(":", 1)[0], [0, raw])[0] += 1
+
+    def summary(self) -> dict:
+        return {kind: {"count": n, "first": first} for kind, (n, first) in self.causes.items()}
+
+    def describe(self) -> str:
+        return "; ".join(f"{n} x {first[:200]}" for n, first in self.causes.values())
 
 
 def with_generated_queries(coll: Collection, generated: pd.DataFrame) -> Collection:
@@ -104,22 +142,19 @@ def grade_candidates(annotator, coll: Collection, candidates: pd.DataFrame,
     todo = [p for p in pairs_from_candidates(coll, candidates)
             if store_key(annotator, p.query_id, p.doc_id) not in store]
     counts = {"cached": len(candidates) - len(todo), "graded": 0, "failed": 0}
-    causes: dict[str, list] = {}          # error kind -> [count, its first message]
+    failures = _FailureCount()
     lang_of = {p.query_id: p.lang for p in todo}
     for j in tqdm(annotator.grade(todo), total=len(todo), disable=None if progress else True,
                   desc=annotator.name):
         if j.status == "request_failed":
-            counts["failed"] += 1
-            kind = j.raw.split(":", 1)[0]
-            causes.setdefault(kind, [0, j.raw])[0] += 1
+            failures.add(j.raw)
             continue
         store.put(annotator, j, lang=lang_of[j.query_id])
         counts["graded"] += 1
-    if counts["failed"]:
-        counts["failure_causes"] = {kind: {"count": n, "first": first} for kind, (n, first) in causes.items()}
-        warnings.warn(f"{annotator.name}: {counts['failed']} requests failed after retries ("
-                      + "; ".join(f"{n} x {first[:200]}" for n, first in causes.values())
-                      + "); rerun the stage to grade them")
+    if failures.n:
+        counts.update(failed=failures.n, failure_causes=failures.summary())
+        warnings.warn(f"{annotator.name}: {failures.n} requests failed after retries ("
+                      f"{failures.describe()}); rerun the stage to grade them")
     return counts
 
 

@@ -65,9 +65,14 @@ _REFUSAL = re.compile(r"\b(I can(?:no|')t|I am (?:not able|unable)|I'm (?:not ab
                       r"I won't|as an AI|I apologi[sz]e|sorry)\b", re.IGNORECASE)
 # "not [3]", "definitely not [0]", "never a [2]": a grade named in order to deny it
 _NEGATED = re.compile(r"\b(?:not|never|no|isn't|is not|cannot be)\s+(?:an?\s+|the\s+)?\[\s*\d", re.IGNORECASE)
-# a grade written out without brackets: "score: 3", "the score is 0", "rating of 2"
-_UNBRACKETED = re.compile(r"\b(?:score|grade|rating|relevance)\b(?:\s+(?:is|of|=|:|would be|should be)"
-                          r"|\s*[:=])\s*(\d+)\b(?!\s*\])", re.IGNORECASE)
+# a grade written out without brackets: "score: 3", "the score is 0", "the score is: 3",
+# "score 3", "rating of 2"
+_UNBRACKETED = re.compile(r"\b(?:score|grade|rating|relevance)\b(?:\s+(?:is|of|would be|should be))?"
+                          r"\s*[:=]?\s*(\d+)\b(?!\s*\])", re.IGNORECASE)
+# a conclusion that states a bare grade: "So 1.", "Therefore, 2", "so it's a 0", "Answer: 1"
+_CONCLUSION = re.compile(r"\b(?:so|thus|therefore|hence|(?:final\s+)?answer\s*:)[\s,:]*"
+                         r"(?:(?:it|this)(?:'s|\s+is)\s+(?:an?\s+)?)?(\d)\b(?![.,]\d)(?!\s*\])",
+                         re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,9 @@ def parse_grade(raw: str | None) -> ParsedGrade:
     Everything else is unparsed, each with its own status, never read as a grade: an empty
     answer; lines of the scale repeated back ("[3] = Highly relevant"); a refusal, even one
     that ends with a bracket ("Sorry, I can't. [0]"); a grade named to deny it ("Definitely
-    not [0]"); two different grades, bracketed or one written out ("According to [1], the
-    score is 0"); no bracket at all; an out-of-range or fractional value."""
+    not [0]"); two different grades, bracketed or one written out beside the bracket
+    ("According to [1], the score is 0", "The score is: 3. [1]", "score 3 [1]", "[3] ...
+    So 1."), all `ambiguous`; no bracket at all; an out-of-range or fractional value."""
     if raw is None or not raw.strip():
         return ParsedGrade(None, "empty")
     if _RUBRIC_LINE.search(raw):
@@ -98,7 +104,7 @@ def parse_grade(raw: str | None) -> ParsedGrade:
         return ParsedGrade(None, "no_bracket")
     if _NEGATED.search(raw):
         return ParsedGrade(None, "negated")
-    written = set(_UNBRACKETED.findall(raw))
+    written = set(_UNBRACKETED.findall(raw)) | set(_CONCLUSION.findall(raw))
     if len(set(found)) > 1 or (written and written != set(found)):
         return ParsedGrade(None, "ambiguous")
     value = found[0]

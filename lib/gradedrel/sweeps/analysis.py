@@ -48,13 +48,18 @@ def spec_columns(spec: RunSpec) -> dict:
 
 
 def difference_interval(a: pd.Series, b: pd.Series, level: float = 0.95) -> tuple[float, float]:
-    """Student-t interval of the mean paired difference a - b over the shared queries."""
+    """Student-t interval of the mean paired difference a - b over the shared queries
+    (scipy.stats.ttest_rel's confidence interval); NaNs under two shared queries, and the
+    zero-width interval where every difference is the same."""
     shared = a.index.intersection(b.index)
-    diff = (a[shared] - b[shared]).to_numpy(dtype=float)
-    if len(diff) < 2:
+    x, y = a[shared].to_numpy(dtype=float), b[shared].to_numpy(dtype=float)
+    if len(x) < 2:
         return float("nan"), float("nan")
-    half = stats.t.ppf(0.5 + level / 2, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
-    return float(diff.mean() - half), float(diff.mean() + half)
+    diff = x - y
+    if np.all(diff == diff[0]):      # scipy warns of precision loss on a constant sample
+        return float(diff[0]), float(diff[0])
+    ci = stats.ttest_rel(x, y).confidence_interval(confidence_level=level)
+    return float(ci.low), float(ci.high)
 
 
 def compare_to_reference(setup: SweepSetup, specs, pairs="target", measure: str = "nDCG@10",

@@ -495,10 +495,15 @@ def _release_accelerator_memory() -> None:
         pass
 
 
+# what run_and_store says of a run another process finished (and stored) first
+DUPLICATE = "skipped (finished meanwhile by another process; not stored again)"
+
+
 def run_and_store(setup: SweepSetup, spec: RunSpec) -> tuple[str, str, str, float | None]:
     """Run one configuration and write its record (finished or failed) to the store:
     (label, config hash, status, seconds). A failure is recorded, not raised: one bad
-    configuration must not stop a sweep."""
+    configuration must not stop a sweep. The store keeps one finished record a
+    configuration: a run that another process finished first is not stored again."""
     config_hash = setup.config_hash(spec)
     start = time.perf_counter()
     try:
@@ -511,7 +516,8 @@ def run_and_store(setup: SweepSetup, spec: RunSpec) -> tuple[str, str, str, floa
              "profile": setup.profile, "seconds": seconds},
             error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}")
         return spec.label(), config_hash, f"failed: {type(exc).__name__}: {exc}", seconds
-    setup.store.write_finished(record, per_query)
+    if not setup.store.write_finished(record, per_query):
+        return spec.label(), config_hash, DUPLICATE, record["seconds"]
     detail = (f" ({record['steps']} steps, train {record['train_seconds']:.1f} s, "
               f"eval {record['eval_seconds']:.1f} s)" if "steps" in record else "")
     return spec.label(), config_hash, "finished" + detail, record["seconds"]

@@ -6,8 +6,11 @@ the device: `workers` processes each prepare their own `SweepSetup` (their own c
 checkpoint), take configurations from one queue, longest first, and run each exactly as
 `run_sweep` does (`grid.run_and_store`), writing to the shared run store, whose appends are
 serialised by a file lock. A killed worker loses only the run it was on; a rerun skips what
-the store holds, as a single-process sweep does. On the CPU each worker gets
-cores // workers threads, which is how the tests rehearse this code path.
+the store holds, as a single-process sweep does. Workers die with the parent, however it
+dies (kill -9 included: Linux's PR_SET_PDEATHSIG, and a check of the parent before each
+configuration elsewhere), so a restarted sweep never races orphans of the last one; and the
+store keeps one finished record a configuration even if two processes run it. On the CPU
+each worker gets cores // workers threads, which is how the tests rehearse this code path.
 """
 from __future__ import annotations
 
@@ -15,11 +18,13 @@ import multiprocessing as mp
 import os
 import queue as queue_module
 import resource
+import signal
 import time
 
 import pandas as pd
 
-from gradedrel.sweeps.grid import BASELINE, OUTCOME_COLUMNS, RunSpec, prepare_sweep, run_and_store
+from gradedrel.sweeps.grid import (BASELINE, DUPLICATE, OUTCOME_COLUMNS, RunSpec, prepare_sweep,
+                                   run_and_store)
 from gradedrel.sweeps.run_store import RunStore
 
 POLL_SECONDS = 5.0
@@ -56,16 +61,37 @@ def in_order(setup, specs, order: str) -> list[RunSpec]:
     return sorted(specs, key=key)
 
 
-def _worker(cfg: dict, store_folder: str, tasks, outcomes, threads: int | None, worker: int) -> None:
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel send this process SIGTERM when its parent dies (Linux, as
+    annotation.local_llm.die_with does for the LLM server); exit now if the parent is already
+    gone. Elsewhere only the check remains (the worker loop repeats it)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _worker(cfg: dict, store_folder: str, tasks, outcomes, threads: int | None, worker: int,
+            parent_pid: int) -> None:
+    die_with_parent(parent_pid)
     import torch
     if threads:
         torch.set_num_threads(threads)
     setup = prepare_sweep(cfg, RunStore(store_folder))
     while True:
         spec = tasks.get()
-        if spec is None:
+        if spec is None or os.getppid() != parent_pid:     # no parent: nobody to report to
             return
         outcomes.put((RUNNING, worker, spec.label()))
+        if setup.store.is_finished(setup.config_hash(spec)):      # by another process since
+            outcomes.put((DONE, worker, spec.label(), setup.config_hash(spec), DUPLICATE, None))
+            continue
         outcomes.put((DONE, worker, *run_and_store(setup, spec)))
         # the worker's peak resident memory so far, in GiB (Linux reports KiB)
         outcomes.put((PEAK_RSS, worker, spec.label(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20))
@@ -119,8 +145,9 @@ def run_sweep_parallel(cfg: dict, specs, workers: int = 2, setup=None, log=print
         tasks.put(spec)
     for _ in range(workers):
         tasks.put(None)
-    procs = [ctx.Process(target=_worker, args=(cfg, str(setup.store.folder), tasks, outcomes, threads, i),
-                         daemon=True) for i in range(workers)]
+    procs = [ctx.Process(target=_worker, daemon=True,
+                         args=(cfg, str(setup.store.folder), tasks, outcomes, threads, i, os.getpid()))
+             for i in range(workers)]
     start = time.perf_counter()
     for p in procs:
         p.start()

@@ -10,12 +10,18 @@ beside it.
                                     doc_lang, query_id, measure, value)
 
 A record is appended only when its run ends, after its per-query file is in place, so an
-interrupted sweep leaves no half-written configuration behind; the latest line per hash
-wins. A sweep skips hashes whose latest status is "finished" and retries failed ones. A
-torn last line is repaired on reading; a corrupt line elsewhere is an error that names it.
+interrupted sweep leaves no half-written configuration behind. A finished configuration is
+final: its per-query file and record are written under the log's lock, only if the store
+does not hold it finished already (two processes that ran the same configuration leave one
+record), and a failure recorded after it is refused too. Otherwise the latest line per hash
+wins; reading keeps a finished record over any later line of its hash, and warns of hashes
+finished more than once (a store written before the lock). A sweep skips hashes whose
+status is "finished" and retries failed ones. A torn last line is repaired on reading and
+before each append; a corrupt line elsewhere is an error that names it.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -45,8 +51,21 @@ class RunStore:
         return [record for _, record in jsonl_log.read(self.index, required=("config_hash", "status"))]
 
     def latest(self) -> dict[str, dict]:
-        """The latest record of each configuration hash."""
-        return {r["config_hash"]: r for r in self.attempts()}
+        """One record per configuration hash: its latest finished record if it has one (a
+        finished run is final), else its latest record."""
+        out, finished = {}, {}
+        for r in self.attempts():
+            h = r["config_hash"]
+            if r["status"] == FINISHED:
+                finished[h] = finished.get(h, 0) + 1
+            elif finished.get(h):
+                continue
+            out[h] = r
+        twice = sorted(h for h, n in finished.items() if n > 1)
+        if twice:
+            warnings.warn(f"{self.index}: {len(twice)} configuration(s) finished more than once "
+                          f"(e.g. {twice[0]}): a run that ran twice; the latest of each is used")
+        return out
 
     def status(self, config_hash: str) -> str | None:
         record = self.latest().get(config_hash)
@@ -75,10 +94,10 @@ class RunStore:
 
     # --- writing ---------------------------------------------------------------------
 
-    def _append(self, record: dict) -> None:
-        jsonl_log.append(self.index, record)   # locked: several workers may append at once
-
-    def write_finished(self, record: dict, per_query: pd.DataFrame) -> None:
+    def write_finished(self, record: dict, per_query: pd.DataFrame) -> bool:
+        """Store a finished run: its per-query file, then its record. False, and nothing
+        written, when the store already holds the configuration finished (another process
+        ran it too); the check and the writes hold the log's lock."""
         missing = [c for c in PER_QUERY_COLUMNS if c not in per_query.columns]
         if missing:
             raise ValueError(f"per-query metrics lack columns {missing}")
@@ -88,11 +107,21 @@ class RunStore:
         frame = per_query[PER_QUERY_COLUMNS].astype(
             {"query_lang": "category", "doc_lang": "category", "measure": "category",
              "value": "float32"})
-        with written_aside(path) as part:
-            frame.to_parquet(part, index=False, compression="zstd")
-        self._append({**record, "status": FINISHED})
+        with jsonl_log.lock(self.index):     # reentrant: append takes it again
+            if self.is_finished(record["config_hash"]):
+                return False
+            with written_aside(path) as part:
+                frame.to_parquet(part, index=False, compression="zstd")
+            jsonl_log.append(self.index, {**record, "status": FINISHED})
+        return True
 
-    def write_failed(self, record: dict, error: str) -> None:
+    def write_failed(self, record: dict, error: str) -> bool:
+        """Record a failed attempt; False, and nothing written, when the configuration is
+        finished in the store already (another process ran it)."""
         if "config_hash" not in record:
             raise ValueError("a record needs its config_hash")
-        self._append({**record, "status": FAILED, "error": error})
+        with jsonl_log.lock(self.index):
+            if self.is_finished(record["config_hash"]):
+                return False
+            jsonl_log.append(self.index, {**record, "status": FAILED, "error": error})
+        return True
