@@ -8,6 +8,8 @@ xquad       the embedded default: all twelve XQuAD languages, me5-small from nan
             fine-tuning grid (notebooks 03-05) is sized to finish on a 2-core CPU
 xquad-full  xquad with the full grid: eleven languages x 3 tau x 5 sizes x 3 seeds,
             mixtures, cross-lingual evaluation, packed onto one GPU (sweep_workers)
+xquad-recipes  issue 23's recipe probe: a few recipes on xquad's en and ar at tau=3, 2000
+            instances, against the baseline (sweeps/recipes.py), before any new grid
 paper       MIRACL / CLIRMatrix / Belebele, me5-large from the hub, API annotators
 
 Unit key (notebooks 01-05):
@@ -160,6 +162,17 @@ PROFILES["xquad-full"] = dict(
     finetune_langs=list(XQUAD_R_LANGS), finetune_sizes=[250, 500, 1000, 2000, "all"],
     finetune_seeds=[0, 1, 2], finetune_seed_size=None, finetune_extra_seeds=[],
     mixture_taus=[1, 2, 3], mixture_size=1000, sweep_workers=8,
+    annotation_profile="xquad",      # notebook 01's rows of the xquad profile
+)
+# Issue 23's recipe probe (gradedrel.sweeps.recipes): the xquad grid's largest cell at its
+# least harmful tau, trained with a few recipes; its own store, reading the grid's baseline and
+# its control run (same configuration as the grid's) from the xquad store. Run it with
+# `python -m gradedrel.sweeps.recipes run`, not `python -m gradedrel.sweeps`.
+PROFILES["xquad-recipes"] = dict(
+    PROFILES["xquad"],
+    finetune_langs=["en", "ar"], finetune_taus=[3], finetune_sizes=[2000],
+    finetune_seed_size=None, finetune_extra_seeds=[], crosslingual_taus=[3],
+    mixture_targets=[], mixture_added=[], mixture_taus=[],
     annotation_profile="xquad",      # notebook 01's rows of the xquad profile
 )
 

@@ -11,4 +11,5 @@ and figures.
   __main__   `python -m gradedrel.sweeps`: the grids from a shell
   analysis   tables, paired tests against the baseline, trends
   plots      notebooks 03-05's figures
+  recipes    the recipe probe: a few recipes on one cell against the baseline, its table
 """
