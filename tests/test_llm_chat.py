@@ -172,21 +172,27 @@ def test_generated_queries_are_cleaned(scripted_server):
 @pytest.mark.integration
 def test_real_local_server_with_gemma():
     """The same client against llama.cpp's OpenAI-compatible server on loopback, serving
-    Gemma 3 270M from PyPI: every answer comes back and is parsed or counted as unparsed."""
+    Gemma 3 270M from PyPI, greedy (temperature 0): Gemma 270M is a base model and answers
+    the grading prompt by repeating its first line, which has no bracket: both pairs come
+    back unparsed, as "no_bracket", with that text kept. Asked for a query at temperature 0
+    it continues with a sentence about the passage, kept as the query (first line)."""
     from gradedrel.annotation.local_llm import LlamaCppServer
-    from gradedrel.annotation.rubric import STATUSES
 
     pairs = [Pair("q1", "d1", "en", "Who won Super Bowl 50?",
                   "The Denver Broncos defeated the Carolina Panthers 24-10 to win Super Bowl 50."),
              Pair("q2", "d2", "de", "Wer gewann den Super Bowl 50?", "Der Rhein ist ein Fluss.")]
     with LlamaCppServer() as server:
         judgements = list(ChatAnnotator(server.endpoint, ChatSettings(concurrency=2)).grade(pairs))
-        queries = list(generate_queries(server.endpoint, [("en:a0p0", "en", "Denver won.")]))
-    assert sorted(j.query_id for j in judgements) == ["q1", "q2"]
-    assert all(j.status in STATUSES and j.raw for j in judgements)
-    # Gemma 270M is a base model: it may well repeat the instruction, which must be named
-    assert queries[0]["status"] in ("ok", "empty", "instruction_echo", "too_long") and queries[0]["raw"]
-    assert (queries[0]["query"] is not None) == (queries[0]["status"] == "ok")
+        queries = list(generate_queries(server.endpoint, [("en:a0p0", "en", "Denver won.")],
+                                        ChatSettings(temperature=0.0, max_tokens=64)))
+    judgements = sorted(judgements, key=lambda j: j.query_id)
+    assert [j.query_id for j in judgements] == ["q1", "q2"]
+    for j in judgements:
+        assert (j.status, j.score) == ("no_bracket", None), j
+        assert j.raw.startswith("You are a search quality rater evaluating the relevance"), j.raw
+    assert (queries[0]["status"], queries[0]["query"]) == (
+        "ok", "The Denver Broncos are the NFL's most successful team."), queries[0]
+    assert queries[0]["raw"].startswith(queries[0]["query"] + "\n")
     assert server.process.poll() is not None          # stopped on exit
     assert not server.log_path.exists()                 # and its log, after a clean exit, removed
 
@@ -194,8 +200,10 @@ def test_real_local_server_with_gemma():
 @pytest.mark.integration
 def test_an_instruction_model_from_pypi_grades_with_probabilities_on_the_real_server():
     """Qwen2.5-Coder-0.5B-Instruct joined from its PyPI chunk wheels (SHA-256 and GGUF header
-    checked), served by llama.cpp: parsed grades, and expected grades from the served top
-    log-probabilities of "0"-"3"."""
+    checked), served by llama.cpp, greedy: parsed grades, and expected grades from the served
+    top log-probabilities of "0"-"3". The 0.5B coder model answers "[3]" to both pairs, but
+    its probabilities tell them apart: measured expected grades 2.185 (the answer passage)
+    and 1.747 (a passage about the Rhine)."""
     from gradedrel.annotation.local_llm import LlamaCppServer
     from gradedrel.annotation.packaged_llms import PACKAGED_LLMS, header_name, packaged_gguf
 
@@ -207,10 +215,13 @@ def test_an_instruction_model_from_pypi_grades_with_probabilities_on_the_real_se
              Pair("q2", "d2", "en", "Who won Super Bowl 50?", "The Rhine is a river in Europe.")]
     with LlamaCppServer(path, alias=key, chat_format=PACKAGED_LLMS[key].chat_format) as server:
         out = list(ChatAnnotator(server.endpoint, ChatSettings(concurrency=1, top_logprobs=10)).grade(pairs))
-    assert {j.query_id for j in out} == {"q1", "q2"}
-    ok = [j for j in out if j.status == "ok"]
-    assert ok and all(0 <= j.expected <= 3 for j in ok if j.expected is not None)
-    assert any(j.expected is not None for j in ok)
+    by_query = {j.query_id: j for j in out}
+    assert sorted(by_query) == ["q1", "q2"]
+    for j in out:
+        assert (j.status, j.score, j.raw) == ("ok", 3, "[3]"), j
+    assert by_query["q1"].expected == pytest.approx(2.185, abs=0.02)
+    assert by_query["q2"].expected == pytest.approx(1.747, abs=0.02)
+    assert by_query["q1"].expected - by_query["q2"].expected > 0.3      # relevant one higher
 
 
 PARENT = """

@@ -281,14 +281,25 @@ def test_paired_test_rejects_bad_input():
 
 
 def test_mean_with_interval_by_hand():
-    """A constant sample has no spread; 90 ones and 10 zeros: mean 0.9, and the bootstrap
-    interval close to the normal one, 0.9 +- 1.96 * sqrt(0.9 * 0.1 / 100) = [0.841, 0.959]."""
+    """A constant sample has no spread. For 13 ones and 13 zeros the bootstrap distribution
+    is known exactly: a resample of 26 holds Binomial(26, 1/2) ones, so the 95% percentile
+    interval is [binom.ppf(0.025), binom.ppf(0.975)] / 26 = [8/26, 18/26]. The 90% one
+    is [9/26, 17/26]; the sample is chosen so that no binomial CDF step lies within 0.01 of
+    0.025, 0.05, 0.95 or 0.975, which 20,000 resamples resolve (sd of a tail share 0.0015)."""
     import numpy as np
+    from scipy import stats
 
     from gradedrel.retrieval.metrics import mean_with_interval
     assert mean_with_interval([0.5, 0.5, 0.5]) == (0.5, 0.5, 0.5)
-    mean, low, high = mean_with_interval(np.r_[np.ones(90), np.zeros(10)])
-    assert mean == pytest.approx(0.9)
-    assert low == pytest.approx(0.841, abs=0.015) and high == pytest.approx(0.959, abs=0.015)
+    n = 26
+    exact = {level: stats.binom.ppf([(1 - level) / 2, (1 + level) / 2], n, 0.5) / n
+             for level in (0.95, 0.90)}
+    assert exact[0.95].tolist() == [8 / 26, 18 / 26] and exact[0.90].tolist() == [9 / 26, 17 / 26]
+    mean, low, high = mean_with_interval(np.r_[np.ones(13), np.zeros(13)], n_resamples=20000)
+    assert mean == 0.5
+    assert (low, high) == (pytest.approx(8 / 26, abs=1e-9), pytest.approx(18 / 26, abs=1e-9))
+    # the level is a parameter: 0.90 gives the 90% interval
+    assert mean_with_interval(np.r_[np.ones(13), np.zeros(13)], confidence=0.90,
+                              n_resamples=20000)[1:] == (pytest.approx(9 / 26), pytest.approx(17 / 26))
     with pytest.raises(ValueError, match="two values"):
         mean_with_interval([1.0])

@@ -618,18 +618,25 @@ def test_top_dimension_by_hand():
     assert top["top_margin"] == pytest.approx((0.8 + 0.3 + 0.5) / 3)
 
 
-def _extend_table_in_turns(results_dir, worker, n, locked):
+def _extend_table_meanwhile(results_dir, worker, locked, trying, read):
+    """One worker's read-extend-write of a shared table, with the interleaving forced: after
+    reading it waits until the other worker is at the lock and then (up to 3 s) until the
+    other has read the table too. Without the lock both read the same table before either
+    writes, every time, and the second write drops the first one's row. With the lock the
+    other cannot read before this one has written and let go: the wait runs out, and the
+    two take turns."""
     import contextlib
-    import time as _time
 
     results.RESULTS_DIR = results_dir
-    for i in range(n):
-        with results.tables_locked("t", "06_finetune") if locked else contextlib.nullcontext():
-            table = (results.load_table("t", "rows") if results.have_table("t", "rows")
-                     else pd.DataFrame(columns=["worker", "i"]))
-            _time.sleep(0.02)      # an evaluation between reading and writing the table
-            results.save_table(pd.concat([table, pd.DataFrame([dict(worker=worker, i=i)])]),
-                               "t", "rows")
+    other = 1 - worker
+    trying[worker].set()
+    with results.tables_locked("t", "06_finetune") if locked else contextlib.nullcontext():
+        table = (results.load_table("t", "rows") if results.have_table("t", "rows")
+                 else pd.DataFrame(columns=["worker"]))
+        read[worker].set()
+        assert trying[other].wait(60)
+        read[other].wait(3)       # an evaluation between reading and writing the table
+        results.save_table(pd.concat([table, pd.DataFrame([dict(worker=worker)])]), "t", "rows")
 
 
 @pytest.mark.parametrize("locked", [True, False])
@@ -637,18 +644,19 @@ def test_processes_sharing_the_tables_keep_every_row_when_they_take_turns(tmp_pa
     import multiprocessing
 
     ctx = multiprocessing.get_context("fork")
-    workers = [ctx.Process(target=_extend_table_in_turns, args=(tmp_path, w, 10, locked))
-               for w in range(3)]
+    trying, read = [ctx.Event(), ctx.Event()], [ctx.Event(), ctx.Event()]
+    workers = [ctx.Process(target=_extend_table_meanwhile, args=(tmp_path, w, locked, trying, read))
+               for w in range(2)]
     for p in workers:
         p.start()
     for p in workers:
-        p.join(30)
-    finished = all(p.exitcode == 0 for p in workers)
-    rows = len(pd.read_csv(tmp_path / "t" / "rows.csv"))
+        p.join(60)
+    assert [p.exitcode for p in workers] == [0, 0]
+    rows = pd.read_csv(tmp_path / "t" / "rows.csv")
     if locked:
-        assert finished and rows == 30
-    else:       # the race the lock prevents: rows written meanwhile are lost, or a reader
-        assert not finished or rows < 30    # meets a half-written table
+        assert sorted(rows["worker"]) == [0, 1]
+    else:       # the race the lock prevents, forced: one worker's row is lost
+        assert len(rows) == 1
 
 
 def test_claim_table_counts_cells_for_and_against_the_papers_claim():

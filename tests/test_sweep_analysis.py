@@ -71,6 +71,57 @@ def test_points_against_the_baseline(filled):
     assert sa.compare_to_reference(setup, mono, "target", reference=lambda s: None).empty
 
 
+def test_significant_means_bh_q_below_005_not_p(tmp_path):
+    """Four runs against the baseline, with per-query differences made so that one run has
+    p = 0.029 but, among four tests, BH's q = p * 4 / 2 = 0.059: it is not significant; a
+    run with a near-constant difference (p ~ 4e-9) is. p, q and the 95% intervals are
+    worked here with scipy (a 90% interval, or `significant` read from p, fails)."""
+    from scipy import stats
+
+    setup = fake_setup(tmp_path)
+    base = 0.5 + NOISE
+    diffs = {("en", 1): np.array([0.05, 0.051, 0.049, 0.05, 0.052, 0.048]),  # p ~ 4e-9
+             ("en", 3): np.array([0.04, 0.01, 0.06, 0.0, 0.03, 0.02]),      # p ~ 0.03
+             ("de", 1): np.array([0.03, -0.04, 0.05, -0.02, 0.01, -0.01]),  # p ~ 0.82
+             ("de", 3): np.array([0.02, -0.05, 0.06, -0.06, 0.01, 0.0])}    # p ~ 0.86
+
+    def frame(values):
+        return pd.DataFrame([(lang, lang, qid, "nDCG@10", v) for lang in values
+                             for qid, v in zip(QUERIES[lang], values[lang])],
+                            columns=["query_lang", "doc_lang", "query_id", "measure", "value"])
+
+    setup.store.write_finished({"config_hash": setup.config_hash(BASELINE), "steps": 0},
+                               frame({"en": base, "de": base}))
+    specs = {}
+    for (lang, tau), d in diffs.items():
+        spec = specs[(lang, tau)] = RunSpec((lang,), tau, 8, annotator="A")
+        setup.store.write_finished({"config_hash": setup.config_hash(spec), "steps": 2},
+                                   frame({lang: base + d}))
+    points = sa.compare_to_reference(setup, list(specs.values()), "target")
+    points = points.set_index([points["target"], points["tau"]])
+    # by hand: two-sided one-sample t-tests of the differences (the store keeps float32),
+    # then Benjamini-Hochberg over the four, q_(i) = min over j >= i of p_(j) * m / j
+    stored = {k: ((base + d).astype(np.float32) - base.astype(np.float32)).astype(float)
+              for k, d in diffs.items()}
+    p = {k: stats.ttest_1samp(d, 0.0).pvalue for k, d in stored.items()}
+    order = sorted(p, key=p.get)
+    q, running = {}, 1.0
+    for rank in range(len(order), 0, -1):
+        running = min(running, p[order[rank - 1]] * len(order) / rank)
+        q[order[rank - 1]] = running
+    assert p[("en", 3)] < 0.05 <= q[("en", 3)] < 0.1          # the case the test is about
+    assert p[("en", 1)] < 1e-6 and min(p[("de", 1)], p[("de", 3)]) > 0.5
+    for key, d in stored.items():
+        assert points.loc[key, "p_value"] == pytest.approx(p[key], rel=1e-3, abs=1e-12)
+        assert points.loc[key, "q_value"] == pytest.approx(q[key], rel=1e-3, abs=1e-12)
+        # the 95% Student-t interval of the mean difference, 5 degrees of freedom
+        half = stats.t.ppf(0.975, 5) * d.std(ddof=1) / np.sqrt(6)
+        assert (points.loc[key, "ci_low"], points.loc[key, "ci_high"]) == (
+            pytest.approx(d.mean() - half, abs=1e-7), pytest.approx(d.mean() + half, abs=1e-7))
+    assert points["significant"].to_dict() == {("en", 1): True, ("en", 3): False,
+                                               ("de", 1): False, ("de", 3): False}
+
+
 def test_mixture_table_changes_against_the_target_alone(filled):
     setup, specs = filled
     table = sa.mixture_table(setup, [specs["alone"], specs["mix"]])

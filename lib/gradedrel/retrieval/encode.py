@@ -2,7 +2,10 @@
 
 SentenceTransformer.encode already sorts each call's texts by length so batches carry
 little padding, and shows a tqdm bar; we add bf16 autocast on CUDA and a cache keyed by
-(model id, prompt, texts), so a corpus is encoded once per model.
+(model id, prompt, texts, maximum length) and by what produced the embeddings (this
+module's ENCODE_VERSION, the sentence-transformers / transformers / torch versions, the
+precision), so a corpus is encoded once per model and a changed producer never reads a
+stale file.
 """
 from __future__ import annotations
 
@@ -12,12 +15,27 @@ import hashlib
 import numpy as np
 
 from gradedrel.paths import CACHE_DIR, written_aside
+from gradedrel.producers import producer
 
 EMBEDDING_CACHE = CACHE_DIR / "embeddings"
+# bump when `encode` changes what it stores (pooling, normalisation, dtype, autocast)
+ENCODE_VERSION = 2
+ENCODE_PACKAGES = ("sentence-transformers", "transformers", "torch")
 
 
-def cache_key(model_id: str, prompt_name: str, texts, max_seq_length=None) -> str:
-    h = hashlib.sha256(f"{model_id}\0{prompt_name}\0{max_seq_length}\0".encode())
+def encode_producer(device_type: str = "cpu") -> str:
+    """What writes an embedding file: this code, its libraries, and the precision (bf16
+    autocast on CUDA gives other numbers than fp32 on the CPU)."""
+    precision = "bf16-autocast" if device_type == "cuda" else "fp32"
+    return f"{producer('encode', ENCODE_VERSION, ENCODE_PACKAGES)} {precision}"
+
+
+def cache_key(model_id: str, prompt_name: str, texts, max_seq_length=None,
+              made_by: str | None = None) -> str:
+    """The embedding file's key: the model, prompt, maximum length and texts, and
+    `made_by` (default: `encode_producer()` on the CPU)."""
+    made_by = encode_producer() if made_by is None else made_by
+    h = hashlib.sha256(f"{model_id}\0{prompt_name}\0{max_seq_length}\0{made_by}\0".encode())
     for t in texts:
         h.update(t.encode("utf-8"))
         h.update(b"\0")
@@ -40,7 +58,8 @@ def encode(model, texts, prompt_name: str, batch_size: int = 64, cache: bool = T
     model_id = getattr(model, "model_id", None)
     path = None
     if cache and model_id:
-        key = cache_key(model_id, prompt_name, texts, getattr(model, "max_seq_length", None))
+        key = cache_key(model_id, prompt_name, texts, getattr(model, "max_seq_length", None),
+                        encode_producer(model.device.type))
         path = EMBEDDING_CACHE / f"{key}.npy"
         if path.exists():
             return np.load(path)
