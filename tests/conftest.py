@@ -16,7 +16,8 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
 # another (pytest-xdist's --dist loadgroup): the notebooks write data/results/smoke/, and
 # the local-LLM tests each hold a model of a GiB or more.
 XDIST_GROUPS = {"test_notebooks.py": "notebooks", "test_llm_chat.py": "llm",
-                "test_llama_server.py": "llm", "test_packaged_llms.py": "llm"}
+                "test_llama_server.py": "llm", "test_packaged_llms.py": "llm",
+                "test_llama_cpu.py": "llm"}
 
 
 @pytest.hookimpl(tryfirst=True)     # before pytest-xdist's own hook reads the marks

@@ -56,13 +56,12 @@ def test_a_patched_completion_answers_what_the_original_does():
     all, before and after the patch (which runs the request several times faster)."""
     import json
 
-    from llama_cpp import Llama
-
+    from gradedrel.annotation.llama_cpu import load_llama
     from gradedrel.annotation.llama_server import patch_llama_cpp
     from gradedrel.annotation.packaged_llms import packaged_gguf
 
-    model = Llama(str(packaged_gguf("qwen2.5-coder-0.5b-instruct")), n_ctx=512, n_threads=1,
-                  logits_all=True, verbose=False)
+    model = load_llama(packaged_gguf("qwen2.5-coder-0.5b-instruct"), n_ctx=512, n_threads=1,
+                       logits_all=True, verbose=False)
     messages = [{"role": "user", "content": "Query: who won Super Bowl 50?\nPassage: The Denver "
                  "Broncos won Super Bowl 50. Grade the passage 0-3 and answer [0], [1], [2] or [3]."}]
 

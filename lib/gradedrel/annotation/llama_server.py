@@ -13,6 +13,7 @@ This entry point changes two names inside `llama_cpp.llama`, then runs the serve
 - `sorted(zip(row, range(len(row))), reverse=True)`, the vocabulary sort, gives the top
   `TOP` (value, token) pairs by a partial sort, in the order the full sort gives them.
 Everything else, the chat template and the prefix cache included, is llama_cpp.server's.
+The model loads under annotation/llama_cpu.py's setting (no AMX buffers on AMX CPUs).
 The answers are the originals' (tests/test_llama_server.py compares them).
 """
 from __future__ import annotations
@@ -98,6 +99,8 @@ def patch_llama_cpp() -> None:
 
 
 def main() -> None:
+    from gradedrel.annotation.llama_cpu import apply
+    apply()             # no AMX buffers where llama.cpp's AMX path crashes (llama_cpu.py)
     patch_llama_cpp()
     from llama_cpp.server.__main__ import main as serve
     serve()

@@ -7,11 +7,13 @@ file (`gguf_file=`) for the next-token annotator.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -61,8 +63,9 @@ def die_with(parent_pid: int):
 
 class LlamaCppServer:
     """`with LlamaCppServer(path) as server: server.endpoint` -> a ChatEndpoint on
-    http://127.0.0.1:PORT/v1; the server process is stopped on exit, and its log (in
-    data/models/) removed unless the block or the server failed."""
+    http://127.0.0.1:PORT/v1, checked by one token before it is handed out (self_check); the
+    server process is stopped on exit, and its log (in the system's temporary folder) removed
+    unless the block or the server failed."""
 
     def __init__(self, model_path=None, alias: str = GEMMA_ALIAS, chat_format: str = "gemma",
                  n_ctx: int = 2048, n_threads: int | None = None, startup_timeout: float = 120.0):
@@ -72,7 +75,9 @@ class LlamaCppServer:
         self.n_threads = n_threads or os.cpu_count() or 1
         self.port = free_port()
         self.process: subprocess.Popen | None = None
-        self.log_path = MODELS_DIR / f"llama-server-{self.port}.log"
+        # the server's output, in the system's temporary folder (not data/): removed after a
+        # clean exit, kept and named in the error after a failure
+        self.log_path = Path(tempfile.gettempdir()) / f"gradedrel-llama-server-{self.port}.log"
 
     @property
     def base_url(self) -> str:
@@ -102,12 +107,38 @@ class LlamaCppServer:
             try:
                 with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as r:
                     if r.status == 200:
+                        self.self_check()
                         return self
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.5)
         self.stop()
         raise TimeoutError(f"llama.cpp server not up after {self.startup_timeout} s; "
                            f"log: {self.log_path}\n{self._log_tail()}")
+
+    def self_check(self, timeout: float = 120.0) -> str:
+        """One token from the running server (the first inference is where llama.cpp's AMX
+        path crashes): its text, or LlamaSelfCheckError naming the cause (llama_cpu.py)."""
+        from gradedrel.annotation.llama_cpu import SELF_CHECK_PROMPT, LlamaSelfCheckError, crash_message
+        body = json.dumps({"model": self.alias, "prompt": SELF_CHECK_PROMPT, "max_tokens": 1,
+                           "temperature": 0}).encode()
+        request = urllib.request.Request(f"{self.base_url}/completions", data=body,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as r:
+                return json.loads(r.read())["choices"][0]["text"]
+        except (OSError, ValueError, KeyError, IndexError) as err:
+            try:
+                self.process.wait(timeout=5)          # a crash ends the process: give it time
+            except subprocess.TimeoutExpired:
+                pass
+            code = self.process.poll()
+            self.stop()
+            what = f"llama.cpp's server ({self.model_path.name}) in its one-token self-check"
+            if code is None:
+                message = f"{what} failed: {type(err).__name__}: {err}; log: {self.log_path}"
+            else:
+                message = crash_message(what, code, self._log_tail()) + f"\nlog: {self.log_path}"
+            raise LlamaSelfCheckError(message) from err
 
     def _log_tail(self, n: int = 20) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
