@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 GRADEDREL_EXTRAS=test,llm source ./env.sh
-# two workers (pytest-xdist; tests/conftest.py keeps the ones sharing files together);
-# GRADEDREL_TEST_WORKERS=0 runs everything in this one process
-exec python -m pytest -n "${GRADEDREL_TEST_WORKERS:-2}" --dist loadgroup "$@"
+# two workers (pytest-xdist; its scheduling options are pyproject.toml's addopts: groups of
+# tests sharing files, and a crashed worker ends the run); GRADEDREL_TEST_WORKERS=0 runs
+# everything in this one process
+exec python -m pytest -n "${GRADEDREL_TEST_WORKERS:-2}" "$@"
