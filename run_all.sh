@@ -6,7 +6,7 @@ command_line="./run_all.sh${*:+ $*}"
 
 usage() {
     cat <<'EOF'
-Usage: ./run_all.sh [--profile NAME] [--recompute | --verify] [--only NN[,NN...]]
+Usage: ./run_all.sh [--profile NAME] [--recompute | --verify] [--only NN[,NN...]] [--keep-going]
                     [-p KEY VALUE]... [-y YAML]...
 
 Runs the study's notebooks (notebooks/NN_*.ipynb) in order with papermill.
@@ -24,9 +24,11 @@ Runs the study's notebooks (notebooks/NN_*.ipynb) in order with papermill.
                     that sets a profile key only with --recompute or --verify (a redraw
                     draws what the profile's runs stored)
   -y YAML           several at once, e.g. -y 'langs: [en, de]'
+  --keep-going      after a notebook fails, run the others, then name every one that failed
   -h, --help        this text
 
-Rendered notebooks go to notebooks/rendered/PROFILE/, tables to data/results/PROFILE/,
+Rendered notebooks go to notebooks/rendered/PROFILE/ (a verification's to
+notebooks/rendered/verify-PROFILE/), tables to data/results/PROFILE/,
 figures to figures/PROFILE/. Makes .venv and installs what it needs on first use.
 EOF
 }
@@ -37,11 +39,13 @@ mode=redraw
 only=""
 only_set=""
 checks=()
+keep_going=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --profile) [ $# -ge 2 ] || fail "--profile needs a name (see --help)"; profile="$2"; shift 2 ;;
         --recompute) mode=recompute; shift ;;
         --verify) mode=verify; shift ;;
+        --keep-going) keep_going=1; shift ;;
         --only) [ $# -ge 2 ] || fail "--only needs notebook numbers (see --help)"; only="$2"; only_set=1; shift 2 ;;
         -p) [ $# -ge 3 ] || fail "-p needs a KEY and a VALUE (see --help)"; checks+=(-p "$2" "$3"); shift 3 ;;
         -y) [ $# -ge 2 ] || fail "-y needs a YAML mapping (see --help)"; checks+=(-y "$2"); shift 2 ;;
@@ -72,9 +76,11 @@ quiet() {
             -e 'KeyboardInterrupt caught in kernel' -e '^\s*$' >&2 || true
 }
 out_dir="notebooks/rendered/$profile"
+# a verification renders beside the committed renderings, not over them (ignored by git)
+[ "$mode" = verify ] && out_dir="notebooks/rendered/verify-$profile"
 start=$(date +%s)
 # one process runs every notebook in turn (papermill's API), each in its own kernel;
 # PAPERMILL_LOG_OUTPUT=1: cell outputs to stderr as they come (airgap/run.sh)
 python -m gradedrel.results render --out-dir "$out_dir" --profile "$profile" --mode "$mode" \
-    ${PAPERMILL_LOG_OUTPUT:+--log-output} <<<"$plan" 2> >(quiet) || exit 1
+    ${PAPERMILL_LOG_OUTPUT:+--log-output} ${keep_going:+--keep-going} <<<"$plan" 2> >(quiet) || exit $?
 echo "rendered notebooks in $out_dir ($(( $(date +%s) - start )) s)" >&2

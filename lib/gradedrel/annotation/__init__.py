@@ -11,9 +11,11 @@ agreement statistics between annotators.
   llm_chat    OpenAI-compatible chat endpoints as annotator and query generator
   causal_lm   a local causal LM's next-token grades (transformers)
   local_llm   a GGUF model from PyPI on llama.cpp's server, on loopback
+  llama_cpu   llama.cpp on any x86-64 CPU (no AMX buffers where they crash), self-check
   packaged_llms  instruction models from PyPI chunk wheels, joined and verified
   store       the persistent, resumable judgement store
   pipeline    queries, candidates, grades, data set, down-sampling (file to file)
+  verification  notebook 01's recomputed numbers, independent of the stored run
   agreement   distributions, confusion, quadratic kappa with intervals, AUC, the pilot
   plots       notebook 02's figures (confusion grid with n, agreement vs pre-training data)
 """

@@ -365,3 +365,13 @@ def run_costs(records: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         lines.append(f"known false negatives masked: {masked:,.0f} of {seen:,.0f} in-batch negatives "
                      f"({masked / seen:.1%})")
     return table, lines
+
+
+def stored_pair_mean(store, config_hash: str, query_lang: str, doc_lang: str,
+                     measure: str = "nDCG@10") -> float:
+    """A stored run's mean `measure` on one language pair (NaN when the store lacks the run)."""
+    if not store.is_finished(config_hash):
+        return float("nan")
+    pq = store.per_query(config_hash)
+    rows = pq[(pq["query_lang"] == query_lang) & (pq["doc_lang"] == doc_lang) & (pq["measure"] == measure)]
+    return float(rows["value"].mean()) if len(rows) else float("nan")
