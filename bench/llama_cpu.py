@@ -16,7 +16,7 @@ grading prompts, one after another in this one run, so the ratios compare like w
 A request: the project's grading prompt (annotation/rubric.grading_prompt) for an XQuAD-like
 question and passage, a fresh prompt each time (no prefix cache), 4 answer tokens, greedy.
 Reported: median seconds per request, prompt tokens per second. The record goes to
-bench/results/DATE-llama-cpu-SETTINGS.json.
+bench/results/DATE-llama-cpu-(amx|no-amx)-MODEL.json.
 """
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def main() -> int:
             r["off_vs_this"] = base / r["median_s"]          # >1: "off" is slower by this factor
     record = {"date": date.today().isoformat(), "cpu": cpu, "amx_flags": amx_flags(),
               "model": args.model, "threads": args.threads, "requests": args.requests, "settings": rows}
-    out = REPO / "bench" / "results" / f"{record['date']}-llama-cpu-{'amx' if amx_flags() else 'no-amx'}.json"
+    out = REPO / "bench" / "results" / f"{record['date']}-llama-cpu-{'amx' if amx_flags() else 'no-amx'}-{args.model}.json"
     out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"record: {out.relative_to(REPO)}")
     return 0
