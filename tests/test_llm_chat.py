@@ -190,9 +190,16 @@ def test_real_local_server_with_gemma():
     for j in judgements:
         assert (j.status, j.score) == ("no_bracket", None), j
         assert j.raw.startswith("You are a search quality rater evaluating the relevance"), j.raw
-    assert (queries[0]["status"], queries[0]["query"]) == (
-        "ok", "The Denver Broncos are the NFL's most successful team."), queries[0]
-    assert queries[0]["raw"].startswith(queries[0]["query"] + "\n")
+    # Which continuation a base model picks at temperature 0 depends on the CPU's arithmetic:
+    # on an AMX Xeon (no extra buffers) it is "The Denver Broncos are the NFL's most successful
+    # team.", with llama.cpp's CPU-repack path (an AMD EPYC's) it repeats the instruction. What
+    # must hold on every CPU: the status and query are exactly what the parser makes of the
+    # raw answer that came back.
+    query = queries[0]
+    assert query["raw"].strip(), query
+    assert query["status"] == query_status(clean_generated_query(query["raw"])), query
+    assert query["query"] == (clean_generated_query(query["raw"]) if query["status"] == "ok" else None)
+    assert query["status"] in ("ok", "instruction_echo"), query
     assert server.process.poll() is not None          # stopped on exit
     assert not server.log_path.exists()                 # and its log, after a clean exit, removed
 
