@@ -124,23 +124,36 @@ def worktree_files() -> list[str]:
 OUTPUTS = ("data/results/xquad", "notebooks/rendered/xquad", "figures/xquad")
 
 
-@pytest.mark.xdist_group("redraw")      # reads only data/results/xquad/: free to run beside the smoke runs
-def test_the_main_job_redraws_exactly_what_is_committed(tmp_path):
-    """./run_all.sh, the main job, in a copy of this work tree: loading a model, starting a
-    server or training raises (GRADEDREL_REDRAW_ONLY), and afterwards the copy's tables,
-    rendered notebooks and figures are byte for byte what is committed here, and nothing new
-    appeared: `git status` stays clean after the main job, and a stale committed rendering
-    (a notebook or profile changed since it was drawn) fails here."""
+def redraw_in_a_copy(tmp_path, *args, plant=None):
+    """./run_all.sh ARGS in a copy of this work tree, as the main-job test runs it: only
+    redrawing (GRADEDREL_REDRAW_ONLY), every figure checked strictly for overlapping text
+    (GRADEDREL_FIGURE_CHECK=strict); `plant(copy)` may change the copy first."""
     copy = tmp_path / "repo"
     files = worktree_files()
     for name in files:
         (copy / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, copy / name)
     (copy / ".venv").symlink_to(REPO / ".venv")
+    if plant:
+        plant(copy)
     env = {**os.environ, "GRADEDREL_REDRAW_ONLY": "1", "PYTHONPATH": str(copy / "lib"),
-           "GRADEDREL_DATA": str(copy / "data"), "GRADEDREL_FIGURES": str(copy / "figures")}
+           "GRADEDREL_DATA": str(copy / "data"), "GRADEDREL_FIGURES": str(copy / "figures"),
+           "GRADEDREL_FIGURE_CHECK": "strict"}
     env.pop("GRADEDREL_EXPECTED", None)
-    done = subprocess.run(["./run_all.sh"], cwd=copy, capture_output=True, text=True, timeout=900, env=env)
+    done = subprocess.run(["./run_all.sh", *args], cwd=copy, capture_output=True, text=True,
+                          timeout=900, env=env)
+    return copy, files, done
+
+
+@pytest.mark.xdist_group("redraw")      # reads only data/results/xquad/: free to run beside the smoke runs
+def test_the_main_job_redraws_exactly_what_is_committed(tmp_path):
+    """./run_all.sh, the main job, in a copy of this work tree: loading a model, starting a
+    server or training raises (GRADEDREL_REDRAW_ONLY), and afterwards the copy's tables,
+    rendered notebooks and figures are byte for byte what is committed here, and nothing new
+    appeared: `git status` stays clean after the main job, and a stale committed rendering
+    (a notebook or profile changed since it was drawn) fails here. No figure has text that
+    overlaps other text or leaves its heatmap cell (save_figure's check, strict here)."""
+    copy, files, done = redraw_in_a_copy(tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]
     tracked = set(files)
     after = {str(p.relative_to(copy)) for out in OUTPUTS for p in (copy / out).rglob("*") if p.is_file()}
@@ -148,3 +161,19 @@ def test_the_main_job_redraws_exactly_what_is_committed(tmp_path):
     changed = sorted(f for f in after & tracked if (copy / f).read_bytes() != (REPO / f).read_bytes())
     assert (changed, new) == ([], []), "the main job's redraw differs from the committed files"
     assert len([f for f in after if f.startswith("figures/xquad/") and f.endswith(".png")]) >= 5
+
+
+@pytest.mark.xdist_group("redraw")
+def test_the_main_job_fails_on_a_figure_with_overlapping_text(tmp_path):
+    """The planted overlap: notebook 00's heatmap labels at 30 pt, wider than their cells.
+    The same redraw (--only 00) stops at that figure and names it and the texts."""
+    def plant(copy):
+        nb = copy / "notebooks" / "00_zero_shot_baseline.ipynb"
+        source = nb.read_text()
+        assert 'annot_kws={\\"size\\": 8}' in source
+        nb.write_text(source.replace('annot_kws={\\"size\\": 8}', 'annot_kws={\\"size\\": 30}'))
+
+    _, _, done = redraw_in_a_copy(tmp_path, "--only", "00", plant=plant)
+    assert done.returncode != 0
+    assert "FigureTextError" in done.stderr, done.stderr[-4000:]
+    assert "figures/xquad/00_crosslingual_ndcg10.png" in done.stderr and "overlaps" in done.stderr

@@ -58,10 +58,17 @@ FIGURE_METADATA = {"png": {}, "pdf": {"CreationDate": None}}
 
 
 def save_figure(fig, profile: str, name: str):
+    """Write figures/PROFILE/NAME.png and .pdf, then check that no text in the figure
+    overlaps other text or leaves its heatmap cell (gradedrel.figure_check): a warning, or
+    FigureTextError under GRADEDREL_FIGURE_CHECK=strict (the main-job test sets it); the
+    files are written either way, so that the offending figure can be looked at."""
+    from gradedrel.figure_check import check_figure
+
     folder = FIGURES_DIR / profile
     folder.mkdir(parents=True, exist_ok=True)
     for ext, metadata in FIGURE_METADATA.items():
         fig.savefig(folder / f"{name}.{ext}", bbox_inches="tight", dpi=150, metadata=metadata)
+    check_figure(fig, f"figures/{profile}/{name}.png")
     return folder / f"{name}.png"
 
 

@@ -7,6 +7,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import NullFormatter
 
 from gradedrel.annotation.agreement import row_normalised_confusion
 
@@ -65,8 +66,15 @@ def resource_axis(table: pd.DataFrame, title: str):
                          textcoords="offset points")
     axes[1].scatter(x, table["auc_grade3"], color="tab:green")
     axes[1].axhline(0.5, ls="--", color="grey", lw=1)
+    # plain numbers at round sizes: the log axis's own minor labels (3×10¹, 4×10¹) run into
+    # each other at this width
+    ticks = [t for t in (10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000)
+             if x.min() / 1.25 <= t <= x.max() * 1.25]
     for ax, ylabel in zip(axes, ("quadratic κ (95% interval)", "AUC of B's expected grade, grade 3")):
         ax.set_xscale("log")
+        if len(ticks) >= 2:
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("CC-100 pre-training text (GiB, log scale; XLM-R paper)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)

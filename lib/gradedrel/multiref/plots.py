@@ -10,14 +10,17 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib import patheffects
 
 PANELS = [("paragraph", "Mono-Cross", "(a) CLIR: Mono-Cross, 240 paragraphs"),
           ("pair", "Multi", "(b) Multi: En + target, pair pool")]
 
 
-def language_gap_figure(gap: pd.DataFrame, paper_gap: pd.Series, targets, profile: str):
+def language_gap_figure(gap: pd.DataFrame, paper_gap: pd.Series, targets, profile: str,
+                        n_queries: int | None = None):
     """`gap`: `scenarios.language_gap` of the zero-shot summary; `paper_gap`: the paper's
-    Max@R gap by target (`tables.paper_language_gap`); bars in the order of `targets`."""
+    Max@R gap by target (`tables.paper_language_gap`); bars in the order of `targets`;
+    `n_queries`: the questions behind each bar, in both panels' titles."""
     import seaborn as sns
 
     order = [t for t in targets]
@@ -30,8 +33,10 @@ def language_gap_figure(gap: pd.DataFrame, paper_gap: pd.Series, targets, profil
                        zorder=3, label="me5-base (paper)")
         fmt = ".1f" if np.nanmax(np.abs(g["Max@R"].to_numpy())) < 10 else ".0f"
         for i, v in enumerate(g["Max@R"].to_numpy()):
-            ax.annotate(f"{v:{fmt}}", (i, v), ha="center", va="bottom", fontsize=7)
-        ax.set_title(title, fontsize=10)
+            # over the paper's diamond where one sits at the bar's top, with a white halo
+            ax.annotate(f"{v:{fmt}}", (i, v), ha="center", va="bottom", fontsize=7, zorder=4,
+                        path_effects=[patheffects.withStroke(linewidth=2, foreground="white")])
+        ax.set_title(title + (f", n={n_queries} questions" if n_queries else ""), fontsize=10)
         ax.set_xlabel("target language")
         ax.set_ylabel("Max@R gap (target − English queries)")
         if scenario == "Multi":

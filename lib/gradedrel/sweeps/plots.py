@@ -5,9 +5,10 @@ threshold_curves        Figure 5 / 6: nDCG@10 against training size, a line per 
                         markers where the point differs from the baseline significantly
                         (Benjamini-Hochberg q < 0.05 over the figure's points); 95%
                         intervals over questions, single seeds where several ran
-relative_change_heatmap Table 2 as a red-green heatmap (red: tau=1 better)
+relative_change_heatmap Table 2 as a red-green heatmap (red: tau=1 better), the paper's
+                        value in brackets where it has the pair
 pair_curves             Figure 7: for each language pair, both directions against tau,
-                        each with its baseline dashed
+                        each with its baseline dashed and its number of questions
 """
 from __future__ import annotations
 
@@ -68,24 +69,62 @@ def threshold_curves(points: pd.DataFrame, baseline: pd.DataFrame, langs, title:
     return fig
 
 
-def relative_change_heatmap(matrix: pd.DataFrame, title: str, stars: pd.DataFrame | None = None):
-    """Annotated red-green heatmap of relative changes (%), symmetric colour range."""
+def relative_change_heatmap(matrix: pd.DataFrame, title: str, stars: pd.DataFrame | None = None,
+                            paper: pd.DataFrame | None = None, n_queries: int | None = None):
+    """Annotated red-green heatmap of relative changes (%), symmetric colour range. A cell
+    reads our change (one decimal, `*` where `stars` says the two models differ) and, where
+    `paper` (indexed by query language, columns corpus language) has the pair, the paper's
+    value below it in brackets; `n_queries` (questions a query language) goes in the title.
+    Cells are sized for their labels: the figure grows with the number of columns."""
     import seaborn as sns
+    from seaborn.utils import relative_luminance
 
     limit = float(np.nanmax(np.abs(matrix.to_numpy()))) if matrix.size else 1.0
     limit = limit or 1.0
-    text = matrix.map(lambda v: "" if pd.isna(v) else f"{v:+.1f}%")
-    if stars is not None:
-        text = text + stars.reindex_like(matrix).fillna(False).map(lambda s: "*" if s else "")
-    n = max(len(matrix), 1)
-    fig, ax = plt.subplots(figsize=(max(0.75 * n + 3, 6), max(0.6 * n + 2, 4)))
-    sns.heatmap(matrix, annot=text, fmt="", cmap="RdYlGn", vmin=-limit, vmax=limit, center=0,
-                ax=ax, cbar_kws={"label": "relative change τ=1 → τ=3 (%)"}, annot_kws={"size": 8})
+    mark = (stars.reindex_like(matrix).fillna(False).astype(bool) if stars is not None
+            else pd.DataFrame(False, index=matrix.index, columns=matrix.columns))
+    theirs = (paper.reindex(index=matrix.index, columns=matrix.columns) if paper is not None
+              else pd.DataFrame(np.nan, index=matrix.index, columns=matrix.columns))
+    two_lines = bool(theirs.notna().to_numpy().any())
+    rows, cols = max(matrix.shape[0], 1), max(matrix.shape[1], 1)
+    cell_w, cell_h = 0.62, 0.62 if two_lines else 0.45
+    fig, ax = plt.subplots(figsize=(max(cell_w * cols + 2.6, 6), max(cell_h * rows + 2.0, 3.5)))
+    cmap = plt.get_cmap("RdYlGn")
+    sns.heatmap(matrix, annot=False, cmap="RdYlGn", vmin=-limit, vmax=limit, center=0, ax=ax,
+                cbar_kws={"label": "relative change τ=1 → τ=3 (%)"})
+    for i, q in enumerate(matrix.index):
+        for j, d in enumerate(matrix.columns):
+            v = matrix.loc[q, d]
+            if pd.isna(v):
+                continue
+            label = f"{v:+.1f}" + ("*" if mark.loc[q, d] else "")
+            if pd.notna(theirs.loc[q, d]):
+                label += f"\n({theirs.loc[q, d]:+.1f})"
+            colour = "black" if relative_luminance(cmap((v + limit) / (2 * limit))) > 0.408 else "white"
+            ax.text(j + 0.5, i + 0.5, label, ha="center", va="center", fontsize=7.5, color=colour,
+                    linespacing=1.15)
     ax.set_xlabel("corpus language")
     ax.set_ylabel("query language (= training language)")
-    ax.set_title(title, fontsize=10)
+    notes = [f"n = {n_queries} test questions a query language" if n_queries else None,
+             "*: τ=3 and τ=1 differ (BH q < 0.05)" if mark.to_numpy().any() else None,
+             "(in brackets): the paper's Table 2" if two_lines else None]
+    notes = "; ".join(n for n in notes if n)
+    ax.set_title(title + (f"\n{notes}" if notes else ""), fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def _questions(own: pd.DataFrame, x: str, y: str) -> str:
+    """' (n=N)': the test questions behind a pair's points, or the range where the two
+    directions differ; '' without an n_queries column."""
+    if "n_queries" not in own:
+        return ""
+    n = own[own["query_lang"].isin([x, y]) & own["doc_lang"].isin([x, y])
+            & (own["query_lang"] != own["doc_lang"])]["n_queries"].dropna()
+    if n.empty:
+        return ""
+    low, high = int(n.min()), int(n.max())
+    return f" (n={low} questions)" if low == high else f" (n={low}-{high} questions)"
 
 
 def pair_curves(points: pd.DataFrame, baseline: pd.DataFrame, langs, title: str,
@@ -101,7 +140,7 @@ def pair_curves(points: pd.DataFrame, baseline: pd.DataFrame, langs, title: str,
             ax.plot(g.index, g.values, "o-", color=colour, label=f"{q}→{d}")
             if q in baseline.index and d in baseline.columns:
                 ax.axhline(baseline.loc[q, d], ls="--", color=colour, lw=1)
-        ax.set_title(f"{x} / {y}", fontsize=9)
+        ax.set_title(f"{x} / {y}" + _questions(own, x, y), fontsize=9)
         ax.set_xticks(sorted(set(own["tau"])))
         ax.set_xlabel("τ")
         ax.set_ylabel(measure)
