@@ -15,6 +15,7 @@ EPYC = "processor : 0\nflags : fpu sse2 avx2 avx512f avx512_bf16 sha_ni\n"
 
 def test_amx_flags_are_read_from_cpuinfo():
     assert llama_cpu.amx_flags(SAPPHIRE) == ["amx_tile", "amx_int8", "amx_bf16"]
+    assert llama_cpu.amx_usable() is False or llama_cpu.amx_flags() != []
     assert llama_cpu.amx_flags(EPYC) == []
     assert llama_cpu.cpu_flags("no flags here") == set()
 
@@ -76,7 +77,7 @@ def test_llama_cpps_own_default_crashes_on_amx_and_the_self_check_names_it(qwen,
     """The self-check must be able to fail: on an AMX CPU, llama.cpp's default (extra buffers
     on) segfaults, and the check reports that instead of dying; on other CPUs it answers."""
     monkeypatch.setenv(llama_cpu.SETTING_VAR, "on")
-    if not llama_cpu.amx_flags():
+    if not llama_cpu.amx_usable():      # no AMX, or the kernel refuses it: llama.cpp's default runs
         assert llama_cpu.self_check(qwen)["extra_buffers"] is True
         return
     with pytest.raises(llama_cpu.LlamaSelfCheckError, match=r"(?s)SIGSEGV.*AMX flags: amx_tile"):
@@ -84,7 +85,7 @@ def test_llama_cpps_own_default_crashes_on_amx_and_the_self_check_names_it(qwen,
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not llama_cpu.amx_flags(), reason="the server's crash path needs a CPU with AMX")
+@pytest.mark.skipif(not llama_cpu.amx_usable(), reason="the server's crash path needs a CPU with usable AMX")
 def test_the_servers_start_up_check_names_the_crash_on_amx(qwen, monkeypatch):
     from gradedrel.annotation.local_llm import LlamaCppServer
     monkeypatch.setenv(llama_cpu.SETTING_VAR, "on")           # the server process inherits it

@@ -64,6 +64,23 @@ def amx_flags(cpuinfo: str | None = None) -> list[str]:
     return [f for f in AMX_FLAGS if f in flags]
 
 
+SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA = 158, 0x1023, 18    # x86-64 Linux
+
+
+def amx_usable() -> bool:
+    """Whether this process may use AMX tiles: the CPU has them and the kernel grants the
+    permission ggml asks for (arch_prctl ARCH_REQ_XCOMP_PERM). Where it is refused, ggml
+    registers no AMX buffer type and its AMX path cannot run (or crash)."""
+    if not amx_flags():
+        return False
+    try:
+        import ctypes
+        return ctypes.CDLL(None, use_errno=True).syscall(
+            SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0
+    except (OSError, AttributeError):
+        return False
+
+
 def setting() -> str:
     value = os.environ.get(SETTING_VAR, "auto").strip().lower() or "auto"
     if value not in SETTINGS:
