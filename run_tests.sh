@@ -3,7 +3,7 @@
 # Makes .venv and installs what it needs on first use. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
-GRADEDREL_EXTRAS=test,llm source ./env.sh
+GRADEDREL_EXTRAS=test,llm,cluster source ./env.sh
 # two workers (pytest-xdist; its scheduling options are pyproject.toml's addopts: groups of
 # tests sharing files, and a crashed worker ends the run); GRADEDREL_TEST_WORKERS=0 runs
 # everything in this one process

@@ -8,6 +8,7 @@ and figures.
   run_store  one row per finished configuration, keyed by a hash; resumes
   grid       run specs, grids, the sweep's setup and its runner
   parallel   several fine-tunes at once (worker processes sharing one GPU)
+  ray_backend  the grid's missing runs as Ray tasks (a cluster); the driver writes the store
   __main__   `python -m gradedrel.sweeps`: the grids from a shell
   analysis   tables, paired tests against the baseline, trends
   plots      notebooks 03-05's figures
