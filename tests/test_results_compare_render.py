@@ -198,3 +198,23 @@ def test_render_returns_1_and_names_the_notebook_whose_cell_raises(tmp_path, cap
     assert not (out_dir / "09_after.ipynb").exists()                # stopped at the failure
     failed = out_dir / "08_bad.ipynb"                                # kept, normalised, readable
     assert failed.exists() and "start_time" not in failed.read_text()
+
+
+def test_printed_text_split_into_chunks_is_joined_per_stream():
+    """How the kernel flushes a print (one chunk or two) must not change a rendering."""
+    import nbformat
+
+    from gradedrel.results import merged_streams
+
+    def stream(name, text):
+        return nbformat.v4.new_output("stream", name=name, text=text)
+    one = [stream("stdout", "a line\nanother\n")]
+    two = [stream("stdout", "a line\n"), stream("stdout", "another\n")]
+    assert merged_streams(two) == one
+    mixed = [stream("stdout", "a\n"), stream("stderr", "warn\n"), stream("stdout", "b\n"),
+             nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=1),
+             stream("stdout", "c\n"), stream("stdout", "d\n")]
+    out = merged_streams(mixed)
+    assert [(o["output_type"], o.get("name"), o.get("text")) for o in out] == [
+        ("stream", "stdout", "a\n"), ("stream", "stderr", "warn\n"), ("stream", "stdout", "b\n"),
+        ("execute_result", None, None), ("stream", "stdout", "c\nd\n")]

@@ -209,10 +209,25 @@ def compare_expected(observed: pd.Series, profile: str, name: str, recomputed: b
 
 # --- rendered notebooks that change only when their content does ---------------------------
 
+def merged_streams(outputs: list) -> list:
+    """Consecutive stream outputs of one stream (stdout, stderr) joined into one: how a cell's
+    printed text is split into chunks depends on timing (the kernel flushes when it likes),
+    the text does not."""
+    merged = []
+    for output in outputs:
+        if (merged and output.get("output_type") == "stream" and merged[-1].get("output_type") == "stream"
+                and merged[-1].get("name") == output.get("name")):
+            merged[-1]["text"] = merged[-1]["text"] + output["text"]
+        else:
+            merged.append(output)
+    return merged
+
+
 def normalise_rendered(path) -> None:
     """Make a notebook papermill rendered depend on its content alone: no start/end times or
     durations, no absolute paths, a fixed id for the injected-parameters cell (papermill
-    makes a fresh one every run), so that a redraw of unchanged results leaves git clean."""
+    makes a fresh one every run), printed text in one output per stream however the kernel
+    flushed it, so that a redraw of unchanged results leaves git clean."""
     import nbformat
 
     path = Path(path)
@@ -233,6 +248,8 @@ def normalise_rendered(path) -> None:
         cell.metadata.get("papermill", {}).clear()
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell.id = "injected-parameters"
+        if "outputs" in cell:
+            cell["outputs"] = merged_streams(cell["outputs"])
         for output in cell.get("outputs", []):
             if "text" in output:
                 output["text"] = relative(output["text"])
