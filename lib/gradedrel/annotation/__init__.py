@@ -10,6 +10,8 @@ agreement statistics between annotators.
   annotators  the XQuAD rubric annotator; an annotator from a spec string
   llm_chat    OpenAI-compatible chat endpoints as annotator and query generator
   causal_lm   a local causal LM's next-token grades (transformers)
+  fast_grader  llama.cpp in process: the grade digit read at the last position, a cached
+              few-shot prefix (training articles only), calibration offsets
   local_llm   a GGUF model from PyPI on llama.cpp's server, on loopback
   llama_cpu   llama.cpp on any x86-64 CPU (no AMX buffers where they crash), self-check
   packaged_llms  instruction models from PyPI chunk wheels, joined and verified
