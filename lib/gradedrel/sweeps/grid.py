@@ -523,6 +523,19 @@ def run_and_store(setup: SweepSetup, spec: RunSpec) -> tuple[str, str, str, floa
     return spec.label(), config_hash, "finished" + detail, record["seconds"]
 
 
+def split_finished(setup: SweepSetup, specs) -> tuple[list[tuple], list[RunSpec]]:
+    """The baseline and `specs` (deduplicated, in order) split into the outcome rows of those
+    the store has finished ("skipped (finished)") and the specs still to run."""
+    outcome, todo = [], []
+    for spec in [BASELINE] + [s for s in dict.fromkeys(specs) if not s.is_baseline]:
+        h = setup.config_hash(spec)
+        if setup.store.is_finished(h):
+            outcome.append((spec.label(), h, "skipped (finished)", None))
+        else:
+            todo.append(spec)
+    return outcome, todo
+
+
 def run_sweep(setup: SweepSetup, specs, log=print) -> pd.DataFrame:
     """Run every configuration not yet finished in the store (the baseline first); a
     failure is recorded and the sweep goes on. Returns what happened to each."""

@@ -23,8 +23,8 @@ import time
 
 import pandas as pd
 
-from gradedrel.sweeps.grid import (BASELINE, DUPLICATE, OUTCOME_COLUMNS, RunSpec, prepare_sweep,
-                                   run_and_store)
+from gradedrel.sweeps.grid import (DUPLICATE, OUTCOME_COLUMNS, RunSpec, prepare_sweep, run_and_store,
+                                   split_finished)
 from gradedrel.sweeps.run_store import RunStore
 
 POLL_SECONDS = 5.0
@@ -125,14 +125,7 @@ def run_sweep_parallel(cfg: dict, specs, workers: int = 2, setup=None, log=print
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     setup = setup or prepare_sweep(cfg)
-    specs = [BASELINE] + [s for s in dict.fromkeys(specs) if not s.is_baseline]
-    outcome, todo = [], []
-    for spec in specs:
-        h = setup.config_hash(spec)
-        if setup.store.is_finished(h):
-            outcome.append((spec.label(), h, "skipped (finished)", None))
-        else:
-            todo.append(spec)
+    outcome, todo = split_finished(setup, specs)
     todo = in_order(setup, todo, order)
     if not todo:
         return pd.DataFrame(outcome, columns=OUTCOME_COLUMNS)

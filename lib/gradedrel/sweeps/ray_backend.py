@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from gradedrel.sweeps.grid import BASELINE, DUPLICATE, OUTCOME_COLUMNS, RunSpec, run_one
+from gradedrel.sweeps.grid import DUPLICATE, OUTCOME_COLUMNS, RunSpec, run_one, split_finished
 
 LOCAL = "local"
 
@@ -119,14 +119,7 @@ def run_sweep_ray(setup, specs, cpus_per_run: float = 1, gpus_per_run: float = 0
         raise ValueError(f"cpus_per_run must be > 0 and gpus_per_run >= 0, got {cpus_per_run}, {gpus_per_run}")
     if setup.checkpoint is None:
         raise ValueError("the setup was prepared with build_checkpoint=False: it cannot run")
-    specs = [BASELINE] + [s for s in dict.fromkeys(specs) if not s.is_baseline]
-    outcome, todo = [], []
-    for spec in specs:
-        h = setup.config_hash(spec)
-        if setup.store.is_finished(h):
-            outcome.append((spec.label(), h, "skipped (finished)", None))
-        else:
-            todo.append(spec)
+    outcome, todo = split_finished(setup, specs)
     if not todo:
         return pd.DataFrame(outcome, columns=OUTCOME_COLUMNS)
     import ray
