@@ -44,6 +44,9 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     """Join the Ray cluster at `address` (else $RAY_ADDRESS), or start a local Ray (no
     dashboard) when neither is given; nothing if this process is connected already.
     True when this call connected (the caller then disconnects)."""
+    # no usage reports to Ray's servers (nothing leaves an offline node or a sandbox); a cluster
+    # may still set it, and then its own setting wins
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
     if ray.is_initialized():
         return False
