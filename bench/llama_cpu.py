@@ -34,11 +34,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = ("off", "repack-no-amx", "on")
-ARCH_REQ_XCOMP_PERM = 0x1023
 
 
 def refuse_amx() -> None:
     """Install a seccomp filter: arch_prctl(ARCH_REQ_XCOMP_PERM, ...) fails with EPERM."""
+    sys.path.insert(0, str(REPO / "lib"))
+    from gradedrel.annotation.llama_cpu import ARCH_REQ_XCOMP_PERM
     lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
     lib.seccomp_init.restype = ctypes.c_void_p
 

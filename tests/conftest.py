@@ -93,3 +93,15 @@ def me5_small(tmp_path_factory):
     out = tmp_path_factory.mktemp("me5-small") / "converted"
     convert_to_sentence_transformer(bundled_model_path(), out)
     return load_encoder(str(out), device="cpu")
+
+
+def wait_for_a_stored_run(store, process, timeout: float, poll: float = 1.0, output=lambda: "") -> None:
+    """Wait until the RunStore `store` holds its first record, while `process` (the sweep
+    under test) runs; fail if it exits before that (with `output()`) or `timeout` passes."""
+    import time
+    deadline = time.monotonic() + timeout
+    while not (store.index.exists() and store.index.read_bytes().count(b"\n")):
+        assert process.poll() is None, \
+            f"the sweep exited with {process.returncode} before storing a run\n{output()}"
+        assert time.monotonic() < deadline, f"no run stored in {timeout:.0f} s"
+        time.sleep(poll)

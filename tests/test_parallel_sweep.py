@@ -3,7 +3,7 @@ smoke grid: several worker processes, one store, the same numbers as one process
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import needs_xquad_r
+from conftest import needs_xquad_r, wait_for_a_stored_run
 
 from gradedrel.annotation.annotators import XQuADSentenceRubricAnnotator
 from gradedrel.annotation.judgement import pairs_from_candidates
@@ -186,11 +186,7 @@ def test_workers_die_with_a_parent_killed_by_sigkill(tmp_path):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers = []
     try:
-        deadline = time.monotonic() + 900
-        while not (store.index.exists() and store.index.read_bytes().count(b"\n")):
-            assert parent.poll() is None, f"the sweep exited with {parent.returncode} before storing a run"
-            assert time.monotonic() < deadline, "no run stored in 15 minutes"
-            time.sleep(1)
+        wait_for_a_stored_run(store, parent, timeout=900)
         workers = [p for p in psutil.Process(parent.pid).children(recursive=True)
                    if "spawn_main" in " ".join(p.cmdline())]
         assert len(workers) == 2                      # both busy with the grid's other runs

@@ -9,7 +9,7 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import needs_xquad_r
+from conftest import needs_xquad_r, wait_for_a_stored_run
 from test_parallel_sweep import rubric_rows
 
 from gradedrel.config import profile_config
@@ -168,11 +168,7 @@ def test_a_driver_killed_midgrid_resumes_from_the_store(cfg, serial, local_ray, 
     with open(log_path, "w") as out:
         driver = subprocess.Popen(_command(cfg, store.folder), env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 300
-        while not (store.index.exists() and store.index.read_bytes().count(b"\n")):
-            assert driver.poll() is None, f"the driver exited with {driver.returncode}:\n{log_path.read_text()}"
-            assert time.monotonic() < deadline, "no run stored in 5 minutes"
-            time.sleep(0.2)
+        wait_for_a_stored_run(store, driver, timeout=300, poll=0.2, output=log_path.read_text)
         # a busy worker's title is its task's name: the configuration's label
         labels = [s.label() for s in [grid.BASELINE, *SPECS]]
         busy = [p for p in psutil.process_iter() if any(label in _title(p) for label in labels)]

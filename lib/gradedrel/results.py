@@ -262,8 +262,8 @@ def normalise_rendered(path) -> None:
 def missing_expectations(notebooks, profile: str) -> list[Path]:
     """The data/expected/PROFILE/NN_verify.csv files that a verification of these notebooks
     would need and that do not exist."""
-    return [expected_dir() / profile / f"{Path(nb).name[:2]}_verify.csv" for nb in notebooks
-            if not (expected_dir() / profile / f"{Path(nb).name[:2]}_verify.csv").exists()]
+    paths = (expected_dir() / profile / f"{Path(nb).name[:2]}_verify.csv" for nb in notebooks)
+    return [path for path in paths if not path.exists()]
 
 
 def render(plan_lines, out_dir, profile: str, mode: str, log_output: bool = False,

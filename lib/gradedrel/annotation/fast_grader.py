@@ -23,12 +23,12 @@ exclusion set (the pairs measured, notebook 02's agreement sample).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
+from scipy.special import logsumexp
 
 from gradedrel.annotation.judgement import Judgement, Pair
 from gradedrel.annotation.rubric import GRADES, GRADING_PROMPT, prompt_version
@@ -92,11 +92,9 @@ def read_grade(logits: np.ndarray, digit_ids, offsets=None) -> GradeReading:
     ids of "0", "1", "2", "3"; `offsets` (4 values, default zeros) are added to log P(g)
     before the argmax only (the expected grade is the model's own)."""
     logits = np.asarray(logits, dtype=np.float64)
-    top = logits.max()
-    log_z = top + math.log(np.exp(logits - top).sum())
-    log_p = logits[list(digit_ids)] - log_z
+    log_p = logits[list(digit_ids)] - logsumexp(logits)
     mass = float(np.exp(log_p).sum())
-    log_q = log_p - (log_p.max() + math.log(np.exp(log_p - log_p.max()).sum()))
+    log_q = log_p - logsumexp(log_p)
     probs = np.exp(log_q)
     shifted = log_q + (np.zeros(4) if offsets is None else np.asarray(offsets, dtype=float))
     return GradeReading(tuple(float(p) for p in probs), mass, float(np.dot(GRADES, probs)),
@@ -221,12 +219,7 @@ class LastTokenGrader:
 
         llama = self.llama
         tokens = llama.tokenize(prompt.encode(), add_bos=True, special=True)
-        cached = llama.input_ids[:llama.n_tokens]
-        same = 0
-        for a, b in zip(cached, tokens):
-            if a != b:
-                break
-            same += 1
+        same = llama.longest_token_prefix(llama.input_ids[:llama.n_tokens], tokens)
         llama.n_tokens = min(same, len(tokens) - 1)        # at least one token to evaluate
         llama.eval(tokens[llama.n_tokens:])
         row = llama_cpp.llama_get_logits_ith(llama.ctx, -1)

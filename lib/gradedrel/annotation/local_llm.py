@@ -7,9 +7,9 @@ file (`gguf_file=`) for the next-token annotator.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from gradedrel.annotation.llm_chat import ChatEndpoint
 from gradedrel.paths import MODELS_DIR, written_aside
+from gradedrel.processes import die_with_parent
 
 GEMMA_ALIAS = "gemma-3-270m-q4_k_m"
 
@@ -41,24 +42,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-PR_SET_PDEATHSIG = 1
-
-
 def die_with(parent_pid: int):
     """A `preexec_fn` that makes the child get SIGTERM when its parent dies, however the
-    parent dies (kill -9 included): Linux's PR_SET_PDEATHSIG. If the parent is already gone
-    when the child starts, the child exits at once. Elsewhere it does nothing (the context
-    manager's stop() still runs on an orderly exit)."""
-    def preexec():
-        try:
-            import ctypes
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        except (OSError, AttributeError):
-            return
-        if os.getppid() != parent_pid:
-            os._exit(1)
-    return preexec
+    parent dies (kill -9 included), and exit at once if the parent is already gone
+    (gradedrel.processes)."""
+    return functools.partial(die_with_parent, parent_pid)
 
 
 class LlamaCppServer:

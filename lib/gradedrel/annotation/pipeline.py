@@ -230,19 +230,6 @@ def sample_candidates(candidates: pd.DataFrame, per_lang: int | None, seed: int 
 
 # --- verification (run_all.sh --verify): cheap recomputations of stored stages ------------
 
-def verify_candidates(model, coll: Collection, stored: pd.DataFrame, lang: str, n_queries: int,
-                      k: int, batch_size: int = 64, seed: int = 0) -> float:
-    """Retrieve the top-k again for `n_queries` seeded questions of `lang` and return the share
-    of their stored candidates found again (1.0: the stage reproduces)."""
-    topics = coll.topics(lang)
-    picked = topics.sample(min(n_queries, len(topics)), random_state=seed)
-    sub = coll.subset(langs=[lang], query_ids=picked["query_id"])
-    fresh = retrieve_candidates(model, sub, k=k, batch_size=batch_size)
-    old = stored[stored["query_id"].isin(picked["query_id"])]
-    key = ["query_id", "doc_id"]
-    return float(len(old.merge(fresh[key], on=key)) / max(len(old), 1))
-
-
 def verify_grades(annotator, coll: Collection, stored: pd.DataFrame, n_pairs: int,
                   seed: int = 0) -> float:
     """Grade `n_pairs` seeded stored pairs again; the share that get the stored grade."""

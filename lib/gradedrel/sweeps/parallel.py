@@ -18,11 +18,11 @@ import multiprocessing as mp
 import os
 import queue as queue_module
 import resource
-import signal
 import time
 
 import pandas as pd
 
+from gradedrel.processes import die_with_parent, parent_alive
 from gradedrel.sweeps.grid import (DUPLICATE, OUTCOME_COLUMNS, RunSpec, prepare_sweep, run_and_store,
                                    split_finished)
 from gradedrel.sweeps.run_store import RunStore
@@ -61,22 +61,6 @@ def in_order(setup, specs, order: str) -> list[RunSpec]:
     return sorted(specs, key=key)
 
 
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """Have the kernel send this process SIGTERM when its parent dies (Linux, as
-    annotation.local_llm.die_with does for the LLM server); exit now if the parent is already
-    gone. Elsewhere only the check remains (the worker loop repeats it)."""
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent_pid:
-        os._exit(1)
-
-
 def _worker(cfg: dict, store_folder: str, tasks, outcomes, threads: int | None, worker: int,
             parent_pid: int) -> None:
     die_with_parent(parent_pid)
@@ -86,7 +70,7 @@ def _worker(cfg: dict, store_folder: str, tasks, outcomes, threads: int | None, 
     setup = prepare_sweep(cfg, RunStore(store_folder))
     while True:
         spec = tasks.get()
-        if spec is None or os.getppid() != parent_pid:     # no parent: nobody to report to
+        if spec is None or not parent_alive(parent_pid):     # no parent: nobody to report to
             return
         outcomes.put((RUNNING, worker, spec.label()))
         if setup.store.is_finished(setup.config_hash(spec)):      # by another process since
