@@ -182,6 +182,22 @@ PROFILES["xquad-recipes"] = dict(
     annotation_profile="xquad",      # notebook 01's rows of the xquad profile
 )
 
+# Issue 23's label-source grid (gradedrel.sweeps.label_sources): label source {rubric, rubric
+# with B's noise (simulated), B} x tau x size on en, es, ar and hi, every run storing its ranked
+# lists; B's labels come from gradedrel.annotation.pool_labels. The recipe is the grid's plus
+# the probe's choice (xquad-recipes/recipe_table.csv: none beat the baseline; below-tau hard
+# negatives hurt least), the batch tail rebalanced as in every profile after xquad. Run it
+# with `python -m gradedrel.sweeps.label_sources run`.
+PROFILES["xquad-labels"] = dict(
+    PROFILES["xquad"],
+    finetune_langs=["en", "es", "ar", "hi"], finetune_taus=[1, 2, 3], finetune_sizes=[250, 1000],
+    finetune_annotators=["A", "A_Bnoise", "B_fast"], finetune_hard_negatives=True,
+    finetune_batch_tail="rebalanced",
+    finetune_seed_size=250, finetune_extra_seeds=[1], crosslingual_taus=[],
+    mixture_targets=[], mixture_added=[], mixture_taus=[],
+    annotation_profile="xquad",      # notebook 01's rows of the xquad profile
+)
+
 
 REDRAW_ONLY = "GRADEDREL_REDRAW_ONLY"
 

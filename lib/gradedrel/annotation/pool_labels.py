@@ -1,0 +1,177 @@
+"""Annotator B's grades for the training pools (issue 23, item 3): the LLM labels that the
+label-source grid (profile `xquad-labels`) trains on.
+
+Takes: the xquad profile's rubric rows (notebook 01's 01_downsampled.parquet, train-split
+rows only) and the XQuAD sentence collection. Gives, in data/results/xquad-labels/:
+
+  B_pool.jsonl       the judgement store (annotation/store.py): one line per graded pair,
+                     appended and fsynced as it arrives, so a killed run resumes
+  B_pool.parquet     `table()`: every stored row with its P(0..3), its role ("pool" or
+                     "calibration") and position, the rubric grade beside it
+
+Which pairs. For each language, the train-split rows in the order the grid draws them
+(`training.pairs._language_order`, seed 0): positions [0, POOL) are the pool (the grid's
+instances; size N is the first N of them in every seed's re-ordering of the pool, see
+sweeps/label_sources.py), positions [POOL, POOL + CALIBRATION) the calibration set, which is
+no pool instance. Work goes in rounds so that a stopped run leaves every language usable at
+the smaller sizes: the calibration sets first, then pool positions [0, 250), then [250, POOL).
+
+How B grades. `fast_grader.LastTokenGrader`, zero-shot: the paper's prompt, the answer begun
+with "[", P(0..3) read from the last position's logits (bench/RESULTS.md "Annotator B": 3.6x
+today's pipeline on English at the same grades). The raw text keeps P(0..3), so the grade a
+run trains on is derived afterwards (`calibrated_grades`): argmax of log P(g) + offset(g),
+the offsets fitted per language on that language's calibration set (`fast_grader.fit_offsets`,
+maximum kappa against the rubric) and applied to its pool. The uncalibrated argmax compresses
+B's grades onto 1 (bench: 0% grade 3 on English); English-fitted offsets lowered Hindi's
+kappa (0.36 -> 0.19), hence one fit per language.
+
+    python -m gradedrel.annotation.pool_labels run [--langs en es ar hi] [--threads 1]
+    python -m gradedrel.annotation.pool_labels table
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+from gradedrel.paths import RESULTS_DIR
+
+MODEL = "qwen2.5-coder-1.5b-instruct"
+LANGS = ("en", "es", "ar", "hi")
+POOL = 1000
+CALIBRATION = 60
+ROUNDS = (("calibration", POOL, POOL + CALIBRATION), ("pool", 0, 250), ("pool", 250, POOL))
+FOLDER = RESULTS_DIR / "xquad-labels"
+STORE = FOLDER / "B_pool.jsonl"
+TABLE = FOLDER / "B_pool.parquet"
+
+
+def ordered_rows(rubric_rows: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """A language's train-split rubric rows in the grid's seed-0 order, with `position`."""
+    from gradedrel.training.pairs import _language_order
+    out = _language_order(rubric_rows, lang, 0)
+    if len(out) < POOL + CALIBRATION:
+        raise ValueError(f"{lang}: {len(out)} train-split rows, fewer than pool {POOL} + "
+                         f"calibration {CALIBRATION}")
+    return out.assign(position=np.arange(len(out)))
+
+
+def work_items(rubric_rows: pd.DataFrame, langs=LANGS) -> pd.DataFrame:
+    """Every pair to grade, in the order of the rounds (then language, then position)."""
+    parts = []
+    for r, (role, lo, hi) in enumerate(ROUNDS):
+        for lang in langs:
+            part = ordered_rows(rubric_rows, lang).iloc[lo:hi]
+            parts.append(part.assign(role=role, round=r))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _setup():
+    from gradedrel.config import profile_config
+    from gradedrel.sweeps.grid import prepare_sweep
+    return prepare_sweep(profile_config("xquad-labels"), build_checkpoint=False)
+
+
+def grader(threads: int):
+    from gradedrel.annotation.fast_grader import LastTokenGrader, load_model
+    from gradedrel.annotation.packaged_llms import packaged_gguf
+    from gradedrel.config import forbid_in_redraw
+    forbid_in_redraw("grading the training pools with annotator B")
+    llama = load_model(packaged_gguf(MODEL), n_threads=threads, n_ctx=2048)
+    return LastTokenGrader(llama, MODEL)
+
+
+def run(langs=LANGS, threads: int = 1, limit: int | None = None, log=print) -> int:
+    """Grade every work item not yet in the store; returns how many were graded now."""
+    from gradedrel.annotation.judgement import Pair
+    from gradedrel.annotation.store import JudgementStore, store_key
+
+    setup = _setup()
+    items = work_items(setup.annotations["A"], langs)
+    b = grader(threads)
+    done = 0
+    with JudgementStore(STORE) as store:
+        todo = items[[store_key(b, q, d) not in store for q, d in zip(items["query_id"], items["doc_id"])]]
+        log(f"{len(items) - len(todo)} of {len(items)} pairs stored; {len(todo)} to grade")
+        start = time.perf_counter()
+        for row in todo.itertuples():
+            if limit is not None and done >= limit:
+                break
+            pair = Pair(row.query_id, row.doc_id, row.lang, setup.texts_query[row.query_id],
+                        setup.texts_doc[row.doc_id])
+            (judgement,) = b.grade([pair])
+            store.put(b, judgement, lang=row.lang, role=row.role, position=int(row.position))
+            done += 1
+            if done % 50 == 0:
+                rate = (time.perf_counter() - start) / done
+                log(f"{done}/{len(todo)} graded ({row.lang} {row.role} {row.position}), "
+                    f"{rate:.2f} s a pair")
+    return done
+
+
+def table(rubric_rows: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The stored judgements with P(0..3) and the rubric grade (`rubric`)."""
+    from gradedrel import jsonl_log
+    from gradedrel.annotation.fast_grader import probs_from_raw
+    rows = pd.DataFrame([r for _, r in jsonl_log.read(STORE, required=("query_id", "doc_id"))])
+    probs = np.array([probs_from_raw(raw) for raw in rows["raw"]])
+    rows[[f"p{g}" for g in range(4)]] = probs
+    if rubric_rows is None:
+        rubric_rows = _setup().annotations["A"]
+    rubric = rubric_rows.set_index(["query_id", "doc_id"])["score"]
+    rows["rubric"] = [int(rubric[(q, d)]) for q, d in zip(rows["query_id"], rows["doc_id"])]
+    return rows
+
+
+def fit_language_offsets(rows: pd.DataFrame) -> dict[str, tuple]:
+    """Per language: offsets fitted on its calibration rows (never on pool rows)."""
+    from gradedrel.annotation.fast_grader import fit_offsets
+    out = {}
+    for lang, part in rows[rows["role"] == "calibration"].groupby("lang"):
+        out[lang] = fit_offsets(part[[f"p{g}" for g in range(4)]].to_numpy(), part["rubric"].to_numpy())
+    return out
+
+
+def calibrated_grades(rows: pd.DataFrame, offsets: dict[str, tuple] | None = None) -> pd.DataFrame:
+    """The pool rows with `score` = B's calibrated grade (per-language offsets) and
+    `score_raw` = the uncalibrated argmax; languages without a calibration set are an error."""
+    from gradedrel.annotation.fast_grader import grades_with_offsets
+    offsets = fit_language_offsets(rows) if offsets is None else offsets
+    pool = rows[rows["role"] == "pool"].copy()
+    missing = sorted(set(pool["lang"]) - set(offsets))
+    if missing:
+        raise ValueError(f"no calibration offsets for {missing}")
+    probs = pool[[f"p{g}" for g in range(4)]].to_numpy()
+    pool["score_raw"] = probs.argmax(1)
+    pool["score"] = -1
+    for lang in pool["lang"].unique():
+        mine = (pool["lang"] == lang).to_numpy()
+        pool.loc[mine, "score"] = grades_with_offsets(probs[mine], offsets[lang])
+    return pool
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m gradedrel.annotation.pool_labels", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="grade what the store lacks")
+    r.add_argument("--langs", nargs="+", default=list(LANGS))
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--limit", type=int, default=None, help="stop after this many pairs")
+    sub.add_parser("table", help=f"write {TABLE.name}")
+    args = ap.parse_args(argv)
+    if args.command == "run":
+        n = run(args.langs, args.threads, args.limit, log=lambda m: print(m, flush=True))
+        print(f"graded {n} pairs", flush=True)
+        return 0
+    t = table()
+    t.to_parquet(TABLE, index=False)
+    print(t.groupby(["lang", "role"]).size().to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
