@@ -13,8 +13,10 @@ Which pairs. For each language, the train-split rows in the order the grid draws
 (`training.pairs._language_order`, seed 0): positions [0, POOL) are the pool (the grid's
 instances; size N is the first N of them in every seed's re-ordering of the pool, see
 sweeps/label_sources.py), positions [POOL, POOL + CALIBRATION) the calibration set, which is
-no pool instance. Work goes in rounds so that a stopped run leaves every language usable at
-the smaller sizes: the calibration sets first, then pool positions [0, 250), then [250, POOL).
+no pool instance. Work goes in that order: every language's calibration set first (the
+offsets), then one language's whole pool after another (`LANGS`' order): the grid trains on a
+language's B labels only once its pool is complete (sizes are prefixes of a re-ordering of the
+whole pool), so a stopped run leaves the first languages usable.
 
 How B grades. `fast_grader.LastTokenGrader`, zero-shot: the paper's prompt, the answer begun
 with "[", P(0..3) read from the last position's logits (bench/RESULTS.md "Annotator B": 3.6x
@@ -43,7 +45,6 @@ MODEL = "qwen2.5-coder-1.5b-instruct"
 LANGS = ("en", "es", "ar", "hi")
 POOL = 1000
 CALIBRATION = 60
-ROUNDS = (("calibration", POOL, POOL + CALIBRATION), ("pool", 0, 250), ("pool", 250, POOL))
 FOLDER = RESULTS_DIR / "xquad-labels"
 STORE = FOLDER / "B_pool.jsonl"
 TABLE = FOLDER / "B_pool.parquet"
@@ -60,13 +61,18 @@ def ordered_rows(rubric_rows: pd.DataFrame, lang: str) -> pd.DataFrame:
 
 
 def work_items(rubric_rows: pd.DataFrame, langs=LANGS) -> pd.DataFrame:
-    """Every pair to grade, in the order of the rounds (then language, then position)."""
-    parts = []
-    for r, (role, lo, hi) in enumerate(ROUNDS):
-        for lang in langs:
-            part = ordered_rows(rubric_rows, lang).iloc[lo:hi]
-            parts.append(part.assign(role=role, round=r))
+    """Every pair to grade, in order: the calibration sets, then each language's pool."""
+    ordered = {lang: ordered_rows(rubric_rows, lang) for lang in langs}
+    parts = [ordered[lang].iloc[POOL:POOL + CALIBRATION].assign(role="calibration") for lang in langs]
+    parts += [ordered[lang].iloc[:POOL].assign(role="pool") for lang in langs]
     return pd.concat(parts, ignore_index=True)
+
+
+def complete_languages(rows: pd.DataFrame) -> list[str]:
+    """Languages whose calibration set and whole pool are graded (`table()` rows)."""
+    n = rows.groupby(["lang", "role"]).size()
+    return sorted(lang for lang in rows["lang"].unique()
+                  if n.get((lang, "pool"), 0) == POOL and n.get((lang, "calibration"), 0) == CALIBRATION)
 
 
 def _setup():

@@ -207,6 +207,7 @@ class SweepSetup:
     eval_spec: dict
     store: RunStore
     encode_batch_size: int = 64
+    ranked_depth: int = 0          # > 0: each run also stores its top-k ranked lists (RunStore)
     _base_model: object = field(default=None, repr=False)
 
     def fresh_model(self):
@@ -441,6 +442,12 @@ def evaluate_model(setup: SweepSetup, model, spec: RunSpec = BASELINE) -> pd.Dat
                                      show_progress=False)
     frames = [evaluate_pairs(model, coll, pairs, k=EVAL_DEPTH, measures=EVAL_MEASURES,
                              embeddings=(q_emb, d_emb), show_progress=False)]
+    ranked = None
+    if setup.ranked_depth:
+        from gradedrel.retrieval.ranked_lists import ranked_frame
+        ranked = pd.concat([ranked_frame(search(q_emb[q], d_emb[d], coll.topics(q)["query_id"],
+                                                coll.docs(d)["doc_id"], setup.ranked_depth), q, d)
+                            for q, d in pairs], ignore_index=True)
     if spec.eval_scope == "all":
         all_docs = pd.concat([coll.docs(lang)["doc_id"] for lang in langs], ignore_index=True)
         all_emb = np.concatenate([d_emb[lang] for lang in langs])
@@ -449,7 +456,10 @@ def evaluate_model(setup: SweepSetup, model, spec: RunSpec = BASELINE) -> pd.Dat
             run = search(q_emb[q_lang], all_emb, topics["query_id"], all_docs, POOLED_DEPTH)
             per_query = evaluate(coll.qrels_dict(q_lang), run, POOLED_MEASURES)
             frames.append(per_query.assign(query_lang=q_lang, doc_lang=POOLED))
-    return pd.concat(frames, ignore_index=True)[["query_lang", "doc_lang", "query_id", "measure", "value"]]
+    out = pd.concat(frames, ignore_index=True)[["query_lang", "doc_lang", "query_id", "measure", "value"]]
+    if ranked is not None:
+        out.attrs["ranked"] = ranked     # run_and_store writes it beside the metrics
+    return out
 
 
 def run_one(setup: SweepSetup, spec: RunSpec) -> tuple[dict, pd.DataFrame]:
@@ -516,7 +526,7 @@ def run_and_store(setup: SweepSetup, spec: RunSpec) -> tuple[str, str, str, floa
              "profile": setup.profile, "seconds": seconds},
             error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}")
         return spec.label(), config_hash, f"failed: {type(exc).__name__}: {exc}", seconds
-    if not setup.store.write_finished(record, per_query):
+    if not setup.store.write_finished(record, per_query, ranked=per_query.attrs.get("ranked")):
         return spec.label(), config_hash, DUPLICATE, record["seconds"]
     detail = (f" ({record['steps']} steps, train {record['train_seconds']:.1f} s, "
               f"eval {record['eval_seconds']:.1f} s)" if "steps" in record else "")

@@ -8,6 +8,9 @@ beside it.
                                     versions, device, timings
   FOLDER/per_query/HASH.parquet     the finished run's per-query metrics (query_lang,
                                     doc_lang, query_id, measure, value)
+  FOLDER/ranked/HASH.parquet        where the sweep asks for them (SweepSetup.ranked_depth):
+                                    its ranked lists (query_lang, doc_lang, query_id, doc_id,
+                                    rank, score), so new relevance judgements need no retraining
 
 A record is appended only when its run ends, after its per-query file is in place, so an
 interrupted sweep leaves no half-written configuration behind. A finished configuration is
@@ -85,6 +88,16 @@ class RunStore:
     def per_query_path(self, config_hash: str) -> Path:
         return self.per_query_dir / f"{config_hash}.parquet"
 
+    def ranked_path(self, config_hash: str) -> Path:
+        return self.folder / "ranked" / f"{config_hash}.parquet"
+
+    def ranked(self, config_hash: str) -> pd.DataFrame:
+        path = self.ranked_path(config_hash)
+        if not path.exists():
+            raise KeyError(f"no ranked lists stored for configuration {config_hash}")
+        return pd.read_parquet(path).astype({"query_lang": str, "doc_lang": str,
+                                             "query_id": str, "doc_id": str})
+
     def per_query(self, config_hash: str) -> pd.DataFrame:
         path = self.per_query_path(config_hash)
         if not path.exists():
@@ -94,8 +107,9 @@ class RunStore:
 
     # --- writing ---------------------------------------------------------------------
 
-    def write_finished(self, record: dict, per_query: pd.DataFrame) -> bool:
-        """Store a finished run: its per-query file, then its record. False, and nothing
+    def write_finished(self, record: dict, per_query: pd.DataFrame,
+                       ranked: pd.DataFrame | None = None) -> bool:
+        """Store a finished run: its per-query file (and ranked lists), then its record. False, and nothing
         written, when the store already holds the configuration finished (another process
         ran it too); the check and the writes hold the log's lock."""
         missing = [c for c in PER_QUERY_COLUMNS if c not in per_query.columns]
@@ -110,6 +124,10 @@ class RunStore:
         with jsonl_log.lock(self.index):     # reentrant: append takes it again
             if self.is_finished(record["config_hash"]):
                 return False
+            if ranked is not None:
+                self.ranked_path(record["config_hash"]).parent.mkdir(parents=True, exist_ok=True)
+                with written_aside(self.ranked_path(record["config_hash"])) as part:
+                    ranked.to_parquet(part, index=False, compression="zstd")
             with written_aside(path) as part:
                 frame.to_parquet(part, index=False, compression="zstd")
             jsonl_log.append(self.index, {**record, "status": FINISHED})

@@ -1,0 +1,161 @@
+"""Tables of the label-source grid (issue 23, items 5 and 7), from its stored ranked lists.
+
+Takes: the `xquad-labels` run store (sweeps/label_sources.py), whose runs keep their top-100
+ranked lists, and XQuAD-R's test articles. Gives, in data/results/xquad-labels/:
+
+  label_source_per_query.parquet  every run's (and the baseline's) per-query nDCG@10 on its
+                                  language under the three relevance definitions of
+                                  retrieval/ranked_lists.py: "sentence" (XQuAD-R's answer
+                                  sentence: tau=3's definition), "graded" (3/2/1 for answer
+                                  sentence / its paragraph / its article), "paragraph"
+  label_source_points.csv         one row per run x evaluation: mean, the baseline's, the
+                                  paired difference with its 95% t interval, p, BH q over the
+                                  whole table, and a verdict by rule (`verdict`)
+  label_source_best_tau.csv       per (source, evaluation, language) at each size, seed 0: the
+                                  tau with the highest mean, the runner-up, their paired
+                                  difference (interval, p, BH q over the table) and whether the
+                                  best tau beats the baseline: "best" means "least harmful"
+                                  where no tau does
+
+The evaluations can disagree with tau=3: "graded" and "paragraph" count as (partly) relevant
+what tau=1 and tau=2 train as positives, so a design that favours tau=3 by construction
+under "sentence" need not under them.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from gradedrel.paths import RESULTS_DIR
+from gradedrel.retrieval.metrics import paired_test
+from gradedrel.sweeps.analysis import ALPHA, bh_q_values, difference_interval
+
+FOLDER = RESULTS_DIR / "xquad-labels"
+MEASURE = "nDCG@10"
+BEATS, HURTS, SAME = "beats the baseline", "hurts", "no significant difference"
+KEYS = ["source", "lang", "tau", "size", "seed"]
+
+
+def verdict(delta: float, q: float) -> str:
+    """By rule: BH q < ALPHA and a positive change beats the baseline, a negative one hurts;
+    anything else is no significant difference."""
+    if q < ALPHA:
+        return BEATS if delta > 0 else HURTS
+    return SAME
+
+
+def per_query(store, eval_collection, langs) -> pd.DataFrame:
+    """Per-query values of every finished run's target pair (the baseline's on each of
+    `langs`) under the three relevance definitions; columns KEYS + qrels, query_id, value
+    (the baseline's source is "baseline", tau and size 0)."""
+    from gradedrel.retrieval.ranked_lists import evaluate_ranked
+    records = store.records()
+    queries, corpus = eval_collection.queries, eval_collection.corpus
+    parts = []
+    for rec in records.to_dict("records"):
+        h = rec["config_hash"]
+        if not store.ranked_path(h).exists():
+            continue
+        ranked = store.ranked(h)
+        if rec.get("kind") == "baseline":
+            keys = [dict(source="baseline", lang=lang, tau=0, size=0, seed=0) for lang in langs]
+        else:
+            lang = rec["train_langs"][0]
+            keys = [dict(source=rec["annotator"], lang=lang, tau=int(rec["tau"]), size=int(rec["size"]),
+                         seed=int(rec["seed"]))]
+        for key in keys:
+            pair = ranked[(ranked["query_lang"] == key["lang"]) & (ranked["doc_lang"] == key["lang"])]
+            values = evaluate_ranked(pair, queries, corpus, measures=(MEASURE,))
+            parts.append(values.assign(**key, config_hash=h))
+    if not parts:
+        return pd.DataFrame(columns=KEYS + ["qrels", "query_id", "value", "config_hash"])
+    out = pd.concat(parts, ignore_index=True)
+    return out[KEYS + ["qrels", "query_id", "value", "config_hash"]]
+
+
+def _paired(a: pd.Series, b: pd.Series) -> tuple[int, float, float, float, float]:
+    """(n, mean difference, ci low, ci high, p) of a - b over shared queries. Where every
+    difference is the same the t test is undefined: p = 1 if they are all zero, else 0."""
+    with warnings.catch_warnings():      # scipy's precision warning on constant differences
+        warnings.simplefilter("ignore", RuntimeWarning)
+        test = paired_test(a, b)
+    low, high = difference_interval(a, b)
+    p = test.p_value
+    if np.isnan(p) and low == high:
+        p = 1.0 if low == 0 else 0.0
+    return test.n_queries, test.mean_difference, low, high, p
+
+
+def _series(values: pd.DataFrame) -> dict:
+    return {k: g.set_index("query_id")["value"] for k, g in values.groupby(KEYS + ["qrels"])}
+
+
+def points(values: pd.DataFrame) -> pd.DataFrame:
+    """One row per (run, evaluation) against the baseline on the same queries."""
+    series = _series(values)
+    rows = []
+    for (source, lang, tau, size, seed, qrels), mine in series.items():
+        if source == "baseline":
+            continue
+        base = series.get(("baseline", lang, 0, 0, 0, qrels))
+        if base is None:
+            continue
+        n, delta, low, high, p = _paired(mine, base)
+        rows.append(dict(source=source, lang=lang, tau=tau, size=size, seed=seed, evaluation=qrels,
+                         n=n, mean=float(mine.mean()), baseline=float(base[mine.index].mean()),
+                         delta=delta, ci_low=low, ci_high=high, p=p))
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["q"] = bh_q_values(out["p"].to_numpy())
+    out["verdict"] = [verdict(d, q) for d, q in zip(out["delta"], out["q"])]
+    return out.sort_values(["source", "evaluation", "lang", "size", "tau", "seed"]).reset_index(drop=True)
+
+
+def best_tau(values: pd.DataFrame, pts: pd.DataFrame) -> pd.DataFrame:
+    """Per (source, evaluation, language, size), seed 0, all three taus run: the best and the
+    runner-up tau and their paired difference; the best tau's verdict against the baseline."""
+    series = _series(values)
+    rows = []
+    seed0 = pts[pts["seed"] == 0]
+    for (source, qrels, lang, size), grp in seed0.groupby(["source", "evaluation", "lang", "size"]):
+        if len(grp) < 3:
+            continue
+        ranked = grp.sort_values("mean", ascending=False)
+        best, second = ranked.iloc[0], ranked.iloc[1]
+        a = series[(source, lang, int(best["tau"]), size, 0, qrels)]
+        b = series[(source, lang, int(second["tau"]), size, 0, qrels)]
+        n, delta, low, high, p = _paired(a, b)
+        rows.append(dict(source=source, evaluation=qrels, lang=lang, size=size, best_tau=int(best["tau"]),
+                         best_mean=best["mean"], runner_up_tau=int(second["tau"]),
+                         best_minus_runner_up=delta, ci_low=low, ci_high=high,
+                         p=p, n=n, best_vs_baseline=best["delta"],
+                         best_verdict=best["verdict"]))
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["q"] = bh_q_values(out["p"].to_numpy())
+    out["reading"] = np.where(out["best_verdict"] == BEATS, "best",
+                              np.where(out["best_verdict"] == HURTS, "least harmful (still hurts)",
+                                       "least harmful (no tau beats the baseline)"))
+    out["tau_distinguished"] = out["q"] < ALPHA
+    return out
+
+
+def write_tables(setup=None, folder=FOLDER) -> dict[str, pd.DataFrame]:
+    """Compute and write the three tables from the store (no model is loaded)."""
+    if setup is None:
+        from gradedrel.sweeps.label_sources import prepare
+        setup = prepare(build_checkpoint=False)
+    from gradedrel.config import profile_config
+    langs = profile_config("xquad-labels")["finetune_langs"]
+    values = per_query(setup.store, setup.eval_collection, langs)
+    pts = points(values)
+    best = best_tau(values, pts)
+    folder.mkdir(parents=True, exist_ok=True)
+    values.to_parquet(folder / "label_source_per_query.parquet", index=False, compression="zstd")
+    pts.to_csv(folder / "label_source_points.csv", index=False, float_format="%.6g")
+    best.to_csv(folder / "label_source_best_tau.csv", index=False, float_format="%.6g")
+    return {"per_query": values, "points": pts, "best_tau": best}
