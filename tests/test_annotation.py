@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gradedrel import claims
 from gradedrel.annotation import agreement
 from gradedrel.annotation.annotators import XQuADRubricAnnotator
 from gradedrel.annotation.judgement import Judgement, Pair
@@ -262,7 +263,7 @@ def test_the_pilot_choice_needs_parsed_answers_then_the_best_kappa():
         agreement.choose_annotator(pilot, min_parsed=1.01)
 
 
-def test_resource_table_and_findings_by_hand():
+def test_resource_table_and_trend_claims_by_hand():
     kappas = pd.DataFrame({"n": [100] * 4, "kappa": [0.2, 0.4, 0.6, 0.8], "low": [0.1, 0.3, 0.5, 0.7],
                            "high": [0.3, 0.5, 0.7, 0.9]}, index=pd.Index(["ar", "hi", "de", "en"], name="lang"))
     fixed = pd.DataFrame({"kappa": [0.5, 0.5, 0.9, 1.0], "low": 0.0, "high": 1.0}, index=kappas.index)
@@ -270,18 +271,74 @@ def test_resource_table_and_findings_by_hand():
     sizes = pd.DataFrame({"lang": ["ar", "hi", "de", "en"], "size_gib": [28.0, 20.2, 66.6, 300.8]})
     table = agreement.resource_table(kappas, fixed, aucs, sizes)
     assert table.index.tolist() == ["hi", "ar", "de", "en"]               # by size
-    assert table.attrs["spearman"]["auc_grade3"].statistic == pytest.approx(-0.8)
-    # kappa by size: hi 0.4, ar 0.2, de 0.6, en 0.8 -> ranks 2,1,3,4 against 1,2,3,4: rho 0.8
-    assert table.attrs["spearman"]["kappa"].statistic == pytest.approx(0.8)
-    # B against itself in English: en's 1.0 is true by construction and stays out of the
-    # trend; hi 0.5, ar 0.5, de 0.9 (ranks 1.5, 1.5, 3) against 1, 2, 3: rho = 0.866
-    assert table.attrs["spearman_n"]["kappa_vs_en"] == 3
-    assert table.attrs["spearman"]["kappa_vs_en"].statistic == pytest.approx(0.8660254)
-    lines = agreement.agreement_findings(table)
-    assert "κ(B in en, B) against log CC-100 size over 3 languages" in lines[1]
-    assert lines[0].startswith("κ(rubric, B) against log CC-100 size over 4 languages: Spearman ρ = +0.80")
-    assert "no significant trend" in lines[0]                              # n = 4: p = 0.2
-    assert lines[-1].startswith("Mean κ(rubric, B): 0.300 in the 2 languages with the least")
+    # en against itself is 1.0 by construction: out of the table's fits and plots
+    assert np.isnan(table.loc["en", "kappa_vs_en"]) and table.loc["de", "kappa_vs_en"] == 0.9
+    variants = agreement.trend_variants(table)
+    # kappa and AUC with and without en; kappa_vs_en over 3 languages only: no "without en" twin
+    assert variants == [("kappa", ["hi", "ar", "de", "en"]), ("kappa", ["hi", "ar", "de"]),
+                        ("kappa_vs_en", ["hi", "ar", "de"]),
+                        ("auc_grade3", ["hi", "ar", "de", "en"]), ("auc_grade3", ["hi", "ar", "de"])]
+    boot = {(c, tuple(langs)): np.linspace(-0.5, 0.9, 101) for c, langs in variants}
+    rows = claims.claims_table(agreement.trend_claims(table, boot))
+    # kappa by size: hi 0.4, ar 0.2, de 0.6, en 0.8 -> ranks 2,1,3,4 against 1,2,3,4: rho 0.8, p = 0.2
+    assert rows["effect"].iloc[0] == pytest.approx(0.8) and rows["p"].iloc[0] == pytest.approx(0.2)
+    assert rows["claim"].iloc[0] == ("κ(rubric, B) is lower in languages with less pre-training text "
+                                     "(4 languages)")
+    assert rows["claim"].iloc[1].endswith("(3 languages, without en)")
+    # hi 0.5, ar 0.5, de 0.9 (ranks 1.5, 1.5, 3) against 1, 2, 3: rho = 0.866
+    assert rows["effect"].iloc[2] == pytest.approx(0.8660254)
+    assert rows["effect"].iloc[3] == pytest.approx(-0.8)
+    assert rows["ci_low"].iloc[0] == pytest.approx(np.quantile(np.linspace(-0.5, 0.9, 101), 0.025))
+    assert (rows["correction"] == "BH over the 5 trend tests of agreement against CC-100 size").all()
+    assert set(rows["verdict"]) <= {"consistent but not significant", "not supported"}
+
+
+def test_weighted_kappa_and_auc_are_the_resampled_ones():
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 4, 40), rng.integers(0, 4, 40)
+    idx = rng.integers(0, 40, (25, 40))
+    w = np.stack([np.bincount(i, minlength=40) for i in idx]).astype(float)
+    assert agreement.weighted_quadratic_kappas(a, b, w) == pytest.approx(agreement.quadratic_kappas(a[idx], b[idx]))
+    gold, score = a >= 3, rng.normal(size=40).round(1)          # rounded: ties count a half
+    from sklearn.metrics import roc_auc_score
+    assert agreement.weighted_aucs(gold, score, np.ones((1, 40)))[0] == pytest.approx(roc_auc_score(gold, score))
+    assert agreement.weighted_aucs(gold, score, w)[4] == pytest.approx(roc_auc_score(gold[idx[4]], score[idx[4]]))
+
+
+def test_the_pilot_pairs_leave_the_sample(tmp_path):
+    pilot = pd.DataFrame({"query_id": ["en:1", "en:2"], "doc_id": ["en:s1", "en:s2"], "score": [3, 0]})
+    pilot.to_parquet(tmp_path / "01_pilot_m.parquet")
+    pairs = agreement.pilot_pairs(tmp_path, "m")
+    assert pairs.columns.tolist() == ["query_id", "doc_id"] and len(pairs) == 2
+    assert agreement.pilot_pairs(tmp_path, "other").empty                 # no pilot of that model
+    df = pd.DataFrame({"query_id": ["en:1", "en:2", "en:3", "de:1"], "doc_id": ["en:s1", "en:s9", "en:s3", "de:s1"]})
+    # en:2 is kept: the same question with another sentence is not a pilot pair
+    assert agreement.without_pairs(df, pairs)["query_id"].tolist() == ["en:2", "en:3", "de:1"]
+
+
+def test_the_template_bootstrap_draws_the_same_templates_in_every_language():
+    """Two languages with identical grades get identical kappas in every resample, so a
+    trend over them is decided by the third; each resample's rho is Spearman's."""
+    rng = np.random.default_rng(0)
+    ranks = np.arange(30)
+    grades = rng.integers(0, 4, 30)
+    rows_a, rows_b, items = [], [], []
+    for lang, noise in (("hi", 0), ("ar", 0), ("de", 1)):
+        b_grades = np.where(rng.random(30) < 0.3 * noise, rng.integers(0, 4, 30), grades) if noise else \
+            np.where(ranks % 3 == 0, (grades + 1) % 4, grades)
+        for r in ranks:
+            q, d = f"{lang}:{r}", f"{lang}:s{r}"
+            items.append({"query_id": q, "doc_id": d, "lang": lang, "rank": r})
+            rows_a.append({"query_id": q, "doc_id": d, "lang": lang, "score": grades[r]})
+            rows_b.append({"query_id": q, "doc_id": d, "score": b_grades[r], "expected": float(b_grades[r])})
+    a, b, items = pd.DataFrame(rows_a), pd.DataFrame(rows_b), pd.DataFrame(items)
+    table = pd.DataFrame({"kappa": [0.5, 0.5, 0.6], "kappa_vs_en": np.nan, "auc_grade3": np.nan,
+                          "size_gib": [20.0, 28.0, 66.0]}, index=["hi", "ar", "de"])
+    boot = agreement.template_bootstrap(a, b, items, table, n_boot=50, seed=1)
+    rho = boot[("kappa", ("hi", "ar", "de"))]
+    assert len(rho) == 50 and np.isfinite(rho).all()
+    # hi and ar tie in every resample (ranks 1.5, 1.5): rho is +0.866 or -0.866 or 0 (all tie)
+    assert set(np.round(rho, 4)) <= {0.866, -0.866, 0.0}
 
 
 @pytest.mark.integration

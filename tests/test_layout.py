@@ -6,7 +6,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 LIB = REPO / "lib" / "gradedrel"
 STAGES = ("data", "models", "retrieval", "annotation", "training", "sweeps", "multiref")
-SHARED = ("paths", "config", "results", "jsonl_log", "producers", "figure_check", "processes")
+SHARED = ("paths", "config", "results", "jsonl_log", "producers", "figure_check", "processes",
+          "claims")
 
 
 def module_name(path: Path) -> str:

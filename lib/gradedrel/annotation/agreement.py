@@ -1,7 +1,11 @@
 """Agreement between two annotators on the same pairs: score distributions, row-normalised
 confusion matrices, quadratic weighted kappa (scikit-learn) with a bootstrap interval,
-and how well one annotator's continuous grade separates the other's gold pairs (AUC)."""
+and how well one annotator's continuous grade separates the other's gold pairs (AUC);
+the pilot's pairs left out of the sample; agreement against a resource axis (CC-100 size)
+as trend tests with a bootstrap over templates paired across languages, as claims rows."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -136,15 +140,30 @@ def choose_annotator(pilot: pd.DataFrame, min_parsed: float = 0.9) -> str:
     return str(usable.sort_values(["kappa", "auc_grade3"], ascending=False).index[0])
 
 
+def pilot_pairs(results_dir, model: str) -> pd.DataFrame:
+    """The (query_id, doc_id) pairs of the pilot that measured `model` (notebook 01's
+    01_pilot_MODEL.parquet): the pairs the annotator was chosen on. Empty where that pilot
+    did not run in this profile (smoke takes the xquad pilot's choice)."""
+    path = Path(results_dir) / f"01_pilot_{model}.parquet"
+    if not path.exists():
+        return pd.DataFrame(columns=["query_id", "doc_id"])
+    return pd.read_parquet(path, columns=["query_id", "doc_id"]).drop_duplicates()
+
+
+def without_pairs(df: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """`df` less the rows whose (query_id, doc_id) is among `pairs`."""
+    if pairs.empty:
+        return df.reset_index(drop=True)
+    keys = pd.MultiIndex.from_frame(df[["query_id", "doc_id"]])
+    return df[~keys.isin(pd.MultiIndex.from_frame(pairs[["query_id", "doc_id"]]))].reset_index(drop=True)
+
+
 def resource_table(kappas: pd.DataFrame, fixed: pd.DataFrame, aucs: pd.Series,
                    sizes: pd.DataFrame, reference_lang: str = "en") -> pd.DataFrame:
     """Per language: kappa(A, B) with its interval and n, kappa of B against B in the
-    reference language on the same content, B's AUC for A's grade-3 pairs, and the CC-100
-    size, sorted by size; plus Spearman's rho of each against log size in `attrs` (for
-    kappa_vs_en without the reference language, whose 1.0 is true by construction), and
-    the languages each rho rests on in attrs["spearman_n"]."""
-    from scipy import stats
-
+    reference language on the same content (NaN for the reference language itself, whose
+    1.0 is true by construction: it stays out of every fit and plot), B's AUC for A's
+    grade-3 pairs, and the CC-100 size, sorted by size."""
     table = (kappas[["n", "kappa", "low", "high"]].astype(float)
              .join(fixed[["kappa", "low", "high"]].astype(float).add_prefix("vs_en_"), how="left")
              .rename(columns={"vs_en_kappa": "kappa_vs_en", "vs_en_low": "kappa_vs_en_low",
@@ -152,37 +171,131 @@ def resource_table(kappas: pd.DataFrame, fixed: pd.DataFrame, aucs: pd.Series,
              .join(aucs.rename("auc_grade3"), how="left")
              .join(sizes.set_index("lang")[["size_gib"]], how="left")
              .sort_values("size_gib"))
-    table.attrs["spearman"], table.attrs["spearman_n"] = {}, {}
-    for column in ("kappa", "kappa_vs_en", "auc_grade3"):
-        rows = table.drop(index=reference_lang, errors="ignore") if column == "kappa_vs_en" else table
-        rows = rows[rows[column].notna()]
-        if len(rows) > 2:
-            table.attrs["spearman"][column] = stats.spearmanr(np.log(rows["size_gib"]), rows[column])
-            table.attrs["spearman_n"][column] = len(rows)
+    if reference_lang in table.index:
+        table.loc[reference_lang, ["kappa_vs_en", "kappa_vs_en_low", "kappa_vs_en_high"]] = np.nan
     return table
 
 
-def agreement_findings(table: pd.DataFrame, reference_lang: str = "en") -> list[str]:
-    """The paper's claim (agreement lower in lower-resource languages) checked on `table`
-    (resource_table): Spearman's rho of kappa against log pre-training size, its p-value
-    and n, and whether the intervals of the lowest- and highest-resource halves overlap."""
-    lines = []
-    for column, what in (("kappa", "κ(rubric, B)"), ("kappa_vs_en", f"κ(B in {reference_lang}, B)"),
-                         ("auc_grade3", "B's AUC for grade 3")):
-        rho = table.attrs.get("spearman", {}).get(column)
-        if rho is None:
-            continue
-        n = table.attrs.get("spearman_n", {}).get(column, int(table[column].notna().sum()))
-        verdict = ("supports the paper (lower with less data)" if rho.pvalue < 0.05 and rho.statistic > 0
-                   else "contradicts it (higher with less data)" if rho.pvalue < 0.05
-                   else "neither supports nor contradicts it (no significant trend)")
-        lines.append(f"{what} against log CC-100 size over {n} languages: Spearman ρ = "
-                     f"{rho.statistic:+.2f} (p = {rho.pvalue:.3f}): {verdict}.")
-    half = len(table) // 2
-    if half and "low" in table:
-        low, high = table.iloc[:half], table.iloc[-half:]
-        lines.append(f"Mean κ(rubric, B): {low['kappa'].mean():.3f} in the {half} languages with the least "
-                     f"pre-training text ({', '.join(low.index)}), {high['kappa'].mean():.3f} in the {half} "
-                     f"with the most ({', '.join(high.index)}); the per-language intervals span "
-                     f"{(table['high'] - table['low']).median():.2f} κ at the median.")
-    return lines
+# --- trend tests: agreement against log pre-training size --------------------------------
+
+TREND_MEASURES = {"kappa": "κ(rubric, B)", "kappa_vs_en": "κ(B in en, B) on the same content",
+                  "auc_grade3": "B's AUC for the rubric's grade 3"}
+
+
+def trend_variants(table: pd.DataFrame, reference_lang: str = "en") -> list[tuple[str, list[str]]]:
+    """(measure, languages) of every trend test: each measure over all languages that have
+    it and, where the reference language is among them, again without it (the pilot and
+    the prompt are English: its point is the one most favoured)."""
+    out = []
+    for column in TREND_MEASURES:
+        langs = [lang for lang in table.index if pd.notna(table.loc[lang, column])]
+        if len(langs) > 2:
+            out.append((column, langs))
+        if reference_lang in langs and len(langs) > 3:
+            out.append((column, [lang for lang in langs if lang != reference_lang]))
+    return out
+
+
+def weighted_quadratic_kappas(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """QWK of pairs (a, b) under each row of weights `w` (resamples, pairs): a pair drawn
+    k times weighs k; equal to quadratic_kappas on the resampled arrays (tested)."""
+    k = len(GRADES)
+    onehot = np.zeros((len(a), k * k))
+    onehot[np.arange(len(a)), np.asarray(a) * k + np.asarray(b)] = 1.0
+    observed = (w @ onehot).reshape(-1, k, k)
+    total = observed.sum((1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = observed.sum(2)[:, :, None] * observed.sum(1)[:, None, :] / total[:, None, None]
+        weights = (np.arange(k)[:, None] - np.arange(k)[None, :]) ** 2
+        den = (weights * expected).sum((1, 2))
+        return np.where(den > 0, 1 - (weights * observed).sum((1, 2)) / den, np.nan)
+
+
+def weighted_aucs(gold: np.ndarray, score: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """AUC of `score` for `gold` (0/1) under each row of weights `w` (ties count a half;
+    roc_auc_score's value at unit weights, tested); NaN where a class has no weight."""
+    gold, score = np.asarray(gold, dtype=bool), np.asarray(score, dtype=float)
+    pos, neg = score[gold], score[~gold]
+    beats = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    wp, wn = w[:, gold], w[:, ~gold]
+    den = wp.sum(1) * wn.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, np.einsum("bi,ij,bj->b", wp, beats, wn) / den, np.nan)
+
+
+def _spearman_rows(values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Spearman's rho of each row of `values` against `x` (average ranks for ties)."""
+    from scipy.stats import rankdata
+    rv, rx = rankdata(values, axis=1), rankdata(x)
+    rv, rx = rv - rv.mean(1, keepdims=True), rx - rx.mean()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (rv @ rx) / np.sqrt((rv ** 2).sum(1) * (rx ** 2).sum())
+
+
+def template_bootstrap(a: pd.DataFrame, b: pd.DataFrame, items: pd.DataFrame, table: pd.DataFrame,
+                       n_boot: int = 1000, seed: int = 0, reference_lang: str = "en") -> dict:
+    """Spearman's rho of each trend_variants(table) measure against log CC-100 size on
+    `n_boot` resamples of the templates (items' `rank`): one draw of templates for every
+    language at once, since a template is the same question and sentence in each, so each
+    language's kappa moves as it would had the study drawn other templates. Returns
+    {(measure, tuple(langs)): array of rho, NaN where a resample leaves one undefined}."""
+    rank = items[["query_id", "doc_id", "rank"]]
+    templates = np.sort(items["rank"].unique())
+    position = {r: i for i, r in enumerate(templates)}
+    draws = np.random.default_rng(seed).integers(0, len(templates), (n_boot, len(templates)))
+    weights = np.stack([np.bincount(d, minlength=len(templates)) for d in draws]).astype(float)
+    pairs = paired_scores(a, b).merge(rank, on=["query_id", "doc_id"])
+    expected = expected_pairs(a, b).merge(rank, on=["query_id", "doc_id"])
+    graded = items.merge(b[["query_id", "doc_id", "score"]], on=["query_id", "doc_id"]).dropna(subset=["score"])
+    reference = graded[graded["lang"] == reference_lang].set_index("rank")["score"]
+    per_lang: dict[str, dict[str, np.ndarray]] = {}
+    for lang in table.index:
+        cols = {}
+        g = pairs[pairs["lang"] == lang]
+        if len(g):
+            w = weights[:, g["rank"].map(position).to_numpy()]
+            cols["kappa"] = weighted_quadratic_kappas(g["score_a"].to_numpy(), g["score_b"].to_numpy(), w)
+        e = expected[expected["lang"] == lang]
+        if len(e):
+            w = weights[:, e["rank"].map(position).to_numpy()]
+            cols["auc_grade3"] = weighted_aucs(e["score_a"].to_numpy() >= 3, e["expected_b"].to_numpy(), w)
+        f = graded[graded["lang"] == lang].set_index("rank")["score"].to_frame("lang").join(
+            reference.rename("ref"), how="inner")
+        if len(f) and lang != reference_lang:
+            w = weights[:, f.index.map(position).to_numpy()]
+            cols["kappa_vs_en"] = weighted_quadratic_kappas(f["ref"].astype(int).to_numpy(),
+                                                            f["lang"].astype(int).to_numpy(), w)
+        per_lang[lang] = cols
+    out = {}
+    for column, langs in trend_variants(table, reference_lang):
+        values = np.column_stack([per_lang[lang].get(column, np.full(n_boot, np.nan)) for lang in langs])
+        rho = _spearman_rows(values, np.log(table.loc[langs, "size_gib"].to_numpy(dtype=float)))
+        rho[~np.isfinite(values).all(1)] = np.nan
+        out[(column, tuple(langs))] = rho
+    return out
+
+
+def trend_claims(table: pd.DataFrame, boot: dict, reference_lang: str = "en",
+                 level: float = 0.95) -> list[dict]:
+    """The paper's resource-level claim ("agreement is lower for lower-resource languages")
+    as claims rows, one per trend_variants(table): Spearman's rho against log CC-100 size
+    (its p from scipy, the languages as units), the interval from the template bootstrap,
+    all rows one BH family."""
+    from scipy import stats
+
+    from gradedrel.claims import row
+    rows = []
+    for column, langs in trend_variants(table, reference_lang):
+        test = stats.spearmanr(np.log(table.loc[langs, "size_gib"].astype(float)), table.loc[langs, column])
+        rho = boot[(column, tuple(langs))]
+        used = rho[np.isfinite(rho)]
+        low, high = (np.quantile(used, [(1 - level) / 2, (1 + level) / 2]) if len(used) else (np.nan, np.nan))
+        which = (f"{len(langs)} languages" if reference_lang in langs
+                 else f"{len(langs)} languages; {reference_lang} is the reference" if column == "kappa_vs_en"
+                 else f"{len(langs)} languages, without {reference_lang}")
+        rows.append(row(f"{TREND_MEASURES[column]} is lower in languages with less pre-training text ({which})",
+                        f"Spearman ρ against log CC-100 size, p over languages; CI: {len(rho)} bootstraps "
+                        f"of templates paired across languages ({len(used)} defined)",
+                        len(langs), float(test.statistic), float(low), float(high), float(test.pvalue),
+                        family="trend tests of agreement against CC-100 size"))
+    return rows

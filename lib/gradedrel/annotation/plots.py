@@ -53,12 +53,14 @@ def resource_axis(table: pd.DataFrame, title: str):
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     x = table["size_gib"]
     for column, colour, label in (("kappa", "tab:blue", "κ(rubric, B)"),
-                                  ("kappa_vs_en", "tab:orange", "κ(B in en, B), same content")):
+                                  ("kappa_vs_en", "tab:orange", "κ(B in en, B), same content (en: reference)")):
         if column not in table:
             continue
-        low, high = table.get(f"{column}_low"), table.get(f"{column}_high")
+        prefix = "" if column == "kappa" else f"{column}_"     # kappa's interval: low, high
+        low, high = table.get(f"{prefix}low"), table.get(f"{prefix}high")
         yerr = None if low is None else np.vstack([table[column] - low, high - table[column]])
-        axes[0].errorbar(x, table[column], yerr=yerr, fmt="o", color=colour, capsize=2, label=label)
+        shift = 1.0 if column == "kappa" else 1.04      # side by side, not on top of each other
+        axes[0].errorbar(x * shift, table[column], yerr=yerr, fmt="o", color=colour, capsize=2, label=label)
     for lang, row in table.iterrows():
         axes[0].annotate(lang, (row["size_gib"], row["kappa"]), fontsize=7, xytext=(3, 3),
                          textcoords="offset points")
