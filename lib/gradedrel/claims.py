@@ -126,6 +126,10 @@ def all_of(p_values) -> float:
     return float(p.max()) if len(p) else np.nan
 
 
+def _eq(text: str) -> str:
+    return text.replace("<", "< ") if text.startswith("<") else f"= {text}"
+
+
 def sentences(table: pd.DataFrame) -> list[str]:
     """Each row as the sentence a notebook prints beside the table: the claim, the effect
     with its interval, n, p (and q with its correction), and the verdict; no more."""
@@ -134,9 +138,9 @@ def sentences(table: pd.DataFrame) -> list[str]:
         if r.verdict == UNTESTABLE:
             out.append(f"{r.claim}: untestable here ({r.test}).")
             continue
-        q = "" if _missing(r.q) else f", q = {_p(r.q)} ({r.correction})"
+        q = "" if _missing(r.q) else f", q {_eq(_p(r.q))} ({r.correction})"
         out.append(f"{r.claim}: {effect_text(r.effect, r.ci_low, r.ci_high)}, n = {r.n}, "
-                   f"p = {_p(r.p)}{q}: {r.verdict}.")
+                   f"p {_eq(_p(r.p))}{q}: {r.verdict}.")
     return out
 
 
@@ -157,7 +161,7 @@ def _num(x, decimals: int | None = None) -> str:
 
 def effect_text(effect, ci_low=np.nan, ci_high=np.nan) -> str:
     """'+0.620 [+0.346, +0.765]': the interval at the effect's decimals."""
-    d = _decimals(effect)
+    d = _decimals(max((abs(x) for x in (effect, ci_low, ci_high) if not _missing(x)), default=np.nan))
     ci = "" if _missing(ci_low) or _missing(ci_high) else f" [{_num(ci_low, d)}, {_num(ci_high, d)}]"
     return f"{_num(effect, d)}{ci}"
 

@@ -343,11 +343,15 @@ def threshold_findings(points: pd.DataFrame, trend: pd.DataFrame, check: pd.Data
               f"{len(check)} shared languages here."),
         f"{int(points['significant'].sum())} of {len(points)} runs differ from the baseline at BH q < 0.05 "
         f"({method} test over {int(points['n_queries'].median())} questions a language)."]
-    largest = int(trend["largest_size"].max())
-    lines.append(f"Scale: our largest training set, {largest:,} instances a language, is "
-                 f"{50_000 / largest:.0f}x smaller than the paper's smallest (50K) and "
-                 f"{300_000 / largest:.0f}x smaller than its largest (300K).")
+    lines.append(scale_line(int(trend["largest_size"].max())))
     return lines
+
+
+def scale_line(largest: int) -> str:
+    """Our largest training set against the paper's sizes."""
+    return (f"Scale: our largest training set, {largest:,} instances a language, is "
+            f"{50_000 / largest:.0f}x smaller than the paper's smallest (50K) and "
+            f"{300_000 / largest:.0f}x smaller than its largest (300K).")
 
 
 def run_costs(records: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:

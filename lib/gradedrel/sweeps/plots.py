@@ -32,11 +32,14 @@ def _grid(n: int, ncols: int, width: float = 3.4, height: float = 2.8):
 
 
 def threshold_curves(points: pd.DataFrame, baseline: pd.DataFrame, langs, title: str,
-                     measure: str = "nDCG@10", ncols: int = 4, test: str = "paired t-test"):
-    """`points`: sweeps.analysis.compare_to_reference(..., "target") rows of one annotator.
-    A point is the mean over seeds; its bar is the 95% interval over queries of its
-    difference from the baseline (the first seed's), drawn around the point; where several
-    seeds ran, each seed is a small dot beside it."""
+                     measure: str = "nDCG@10", ncols: int = 4, test: str = "paired t-test",
+                     tests: pd.DataFrame | None = None):
+    """`points`: sweeps.analysis.compare_to_reference(..., "target") rows of one annotator;
+    `tests`: sweeps.evidence.seed_mean_points of the same points. A point is the mean over
+    seeds; its bar is the 95% interval over queries of that mean's difference from the
+    baseline, its filled marker that difference's q < 0.05 (without `tests`: the first
+    seed's interval, and filled where every seed is significant); where several seeds ran,
+    each seed is a small cross beside it."""
     langs = [lang for lang in langs if lang in set(points["target"])]
     fig, axes = _grid(len(langs), ncols)
     for ax, lang in zip(axes, langs):
@@ -46,6 +49,10 @@ def threshold_curves(points: pd.DataFrame, baseline: pd.DataFrame, langs, title:
             half = ((first["ci_high"].mean() - first["ci_low"].mean()) / 2) if "ci_low" in g else None
             agg = (g.groupby("size_value").agg(mean=("mean", "mean"), significant=("significant", "all"),
                                                seeds=("seed", "nunique")).sort_index())
+            if tests is not None:
+                t = tests[(tests["target"] == lang) & (tests["tau"] == tau)].set_index("size_value")
+                half = ((t["ci_high"] - t["ci_low"]) / 2).reindex(agg.index)
+                agg["significant"] = t["significant"].reindex(agg.index).fillna(False).astype(bool)
             colour = TAU_COLOURS.get(tau, "grey")
             ax.errorbar(agg.index, agg["mean"], yerr=None if half is None else half.reindex(agg.index),
                         fmt="-", color=colour, capsize=2, lw=1.2, label=f"τ={tau}")
@@ -63,8 +70,8 @@ def threshold_curves(points: pd.DataFrame, baseline: pd.DataFrame, langs, title:
         ax.grid(alpha=0.3)
     if langs:
         axes[0].legend(fontsize=8)
-    fig.suptitle(title + f"\n(filled marker: differs from the baseline, {test}, BH q < 0.05; bars: 95% "
-                 "interval over questions; x: single seeds)", fontsize=9)
+    fig.suptitle(title + f"\n(point: mean over seeds; filled: it differs from the baseline, {test}, BH q < "
+                 "0.05; bars: its 95% interval over questions; x: single seeds)", fontsize=9)
     fig.tight_layout()
     return fig
 
