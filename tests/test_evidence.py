@@ -87,3 +87,14 @@ def test_best_tau_is_least_harmful_unless_it_beats_the_baseline():
     # judged at the largest size: en's tau=3 is not significant there, de's tau=1 is above
     labels = evidence.least_harmful(best, tests).set_index("target")["label"].to_dict()
     assert labels == {"en": "least harmful", "de": "best"}
+
+
+def test_table1_stars_follow_the_corrected_q_not_p():
+    table = pd.DataFrame({"target": ["ru", "ru", "ru"], "added": ["-", "ar", "es"], "variant": ["-", "disjoint", "disjoint"],
+                          "tau": 1, "value": [0.86, 0.85, 0.85], "change": [np.nan, -0.017, -0.004],
+                          "relative_change_pct": [np.nan, -1.9, -0.5], "p_value": [np.nan, 0.001, 0.03],
+                          "q_value": [np.nan, 0.002, 0.06]})
+    cells = sa.table1_layout(table, ["ru"], ["ar", "es"], [1])["tau=1"].to_dict()
+    assert cells[("ru", "ar")].endswith("*") and not cells[("ru", "es")].endswith("*")   # p 0.03, q 0.06
+    # a table without q (the paper's) is starred by p
+    assert sa.table1_layout(table.drop(columns="q_value"), ["ru"], ["ar", "es"], [1])["tau=1"][("ru", "es")].endswith("*")

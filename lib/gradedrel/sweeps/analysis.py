@@ -197,7 +197,8 @@ def size_trend(points: pd.DataFrame) -> pd.DataFrame:
 def mixture_table(setup: SweepSetup, specs, measure: str = "nDCG@10", method: str = "t") -> pd.DataFrame:
     """Rows (target, added, variant, tau): the target-only fine-tuned mean ("-" rows carry it
     as `value`) and, for mixtures, the change, the relative change (%) and a paired test of
-    the mixture against the target-only model over the target's queries. `variant`: "same"
+    the mixture against the target-only model over the target's queries, with BH q over
+    the mixtures. `variant`: "same"
     (the added language from the target's articles) or "disjoint" (from other articles)."""
     mono = {(s.target, s.tau, s.seed, s.halves): s for s in specs if len(s.train_langs) == 1}
     mixes = [s for s in specs if len(s.train_langs) == 2]
@@ -218,13 +219,19 @@ def mixture_table(setup: SweepSetup, specs, measure: str = "nDCG@10", method: st
                      "value": r.mean, "change": r.delta, "ci_low": r.ci_low, "ci_high": r.ci_high,
                      "relative_change_pct": 100 * r.delta / r.reference if r.reference else np.nan,
                      "p_value": r.p_value, "zero_shot": np.nan, "n_queries": r.n_queries})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if len(out):      # BH over the mixtures (the target-only rows have no test)
+        mixed = out["added"] != "-"
+        out["q_value"] = np.nan
+        out.loc[mixed, "q_value"] = bh_q_values(out.loc[mixed, "p_value"].fillna(1.0).to_numpy())
+    return out
 
 
 def table1_layout(table: pd.DataFrame, targets, added, taus, variant: str = "disjoint") -> pd.DataFrame:
     """The paper's Table 1 layout for one variant: '-' rows hold the target-only value,
-    others '+0.012 (+1.9%)', `*` where the paired test gives p < 0.05. A table without a
-    `variant` column (the paper's) is read as that variant."""
+    others '+0.012 (+1.9%)', `*` where the paired test's BH q (over the table's mixtures;
+    p where the table has no q) is below 0.05. A table without a `variant` column (the
+    paper's) is read as that variant."""
     if "variant" not in table.columns:
         table = table.assign(variant=variant)
     cells = {}
@@ -234,7 +241,7 @@ def table1_layout(table: pd.DataFrame, targets, added, taus, variant: str = "dis
         elif r.variant != variant:
             continue
         else:
-            star = "*" if r.p_value < ALPHA else ""
+            star = "*" if getattr(r, "q_value", r.p_value) < ALPHA else ""
             text = f"{r.change:+.3f} ({r.relative_change_pct:+.1f}%){star}"
         cells[(r.target, r.added, r.tau)] = text
     index = [(t, a) for t in targets for a in ["-"] + [x for x in added if x != t]]

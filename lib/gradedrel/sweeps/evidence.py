@@ -189,3 +189,87 @@ def least_harmful(best: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
                and key.loc[(r.annotator, r.target, r.best_tau), "delta"] > 0) for r in best.itertuples()]
     rows["label"] = np.where(ok, "best", "least harmful")
     return rows
+
+
+# --- 04: mixtures --------------------------------------------------------------------------
+
+def agreement_row(claim: str, same_sign: pd.Series, units: str) -> dict:
+    """"Our changes have the paper's sign": effect = the share of cells that agree minus a
+    half, two-sided sign test over the cells (which share queries and models: the cells are
+    not independent, so this p is if anything too small)."""
+    n, k = len(same_sign), int(same_sign.sum())
+    return claims.row(f"{claim} ({k} of {n} {units}; effect: share - 1/2)",
+                      "two-sided sign test over the cells (not independent: they share models and questions)",
+                      n, k / n - 0.5 if n else np.nan, p=claims.sign_test(k, n))
+
+
+def mixture_claims(pq: PerQuery, setup: SweepSetup, specs, table: pd.DataFrame,
+                   vs_paper: pd.DataFrame | None = None, variant: str = "disjoint") -> list[dict]:
+    """Notebook 04's claims as rows: each a per-question contrast averaged over the mixtures
+    it concerns (`variant` articles; seed 0): mixtures against the target alone, against the
+    same amount of target-language data (notebook 03's target-only run of twice the size,
+    where the store has it), the paper's per-target findings, same against disjoint
+    articles; and whether our changes have the paper's sign."""
+    from gradedrel.sweeps.grid import RunSpec, mixture_variant
+    h = setup.config_hash
+    alone = {(s.target, s.tau): s for s in specs if len(s.train_langs) == 1}
+    mixes = [s for s in specs if len(s.train_langs) == 2 and (s.target, s.tau) in alone]
+    chosen = [s for s in mixes if mixture_variant(s) == variant]
+    per_q = "paired t over questions, the difference averaged per question over"
+
+    def parts(selected, reference):
+        return [(s.target, s.target, [h(s)], [h(reference(s))] if reference(s) is not None else None)
+                for s in selected]
+
+    def vs_alone(s):
+        return alone[(s.target, s.tau)]
+
+    rows = []
+    for tau in sorted({s.tau for s in chosen}):
+        sel = [s for s in chosen if s.tau == tau]
+        rows.append(contrast_row(f"Adding another language at τ={tau} lowers the target ({variant} articles)",
+                                 f"{per_q} the {len(sel)} mixtures", question_contrast(pq, parts(sel, vs_alone)), -1))
+    for tau in sorted({s.tau for s in chosen}):
+        sel = [s for s in chosen if s.tau == tau]
+        control = {s: RunSpec((s.target,), s.tau, 2 * s.size, s.size_reading, 0, s.annotator, s.hard_negatives)
+                   for s in sel if isinstance(s.size, int)}
+        have = [s for s in sel if s in control and setup.store.is_finished(h(control[s]))]
+        claim = (f"At τ={tau} a mixture lowers the target more than the same amount of target-language "
+                 "data does")
+        if not have:
+            rows.append(claims.untestable(claim, "no target-only run of the mixture's size in the store "
+                                                 "(it needs new training)"))
+            continue
+        rows.append(contrast_row(
+            claim, f"{per_q} {len(have)} mixtures, each against notebook 03's target-only run of "
+            f"{2 * have[0].size} instances (seed 0; drawn from all training articles, the mixture's "
+            "target rows from half A)", question_contrast(pq, parts(have, lambda s: control[s])), -1))
+    paper = [("ar", None, None, -1, "Arabic loses from any addition (the paper)"),
+             ("ru", ("es", "en"), None, 1, "Russian gains from high-resource additions at every τ (the paper)"),
+             ("es", ("ar",), 1, 1, "Spanish gains from a low-resource addition at τ=1 (the paper)")]
+    for target, added, tau, direction, claim in paper:
+        sel = [s for s in chosen if s.target == target and (added is None or s.train_langs[1] in added)
+               and (tau is None or s.tau == tau)]
+        if sel:
+            rows.append(contrast_row(claim, f"{per_q} {len(sel)} mixtures", question_contrast(pq, parts(sel, vs_alone)),
+                                     direction))
+    taus = sorted({s.tau for s in chosen})
+    ar = [s for s in chosen if s.target == "ar"]
+    if len(taus) >= 2 and ar:
+        high, low = max(taus), min(taus)
+        d_high = question_contrast(pq, parts([s for s in ar if s.tau == high], vs_alone))
+        d_low = question_contrast(pq, parts([s for s in ar if s.tau == low], vs_alone))
+        rows.append(contrast_row(f"Arabic loses more at higher τ (the paper): its change at τ={high} minus "
+                                 f"at τ={low}", f"{per_q} ar's additions, τ={high} minus τ={low}",
+                                 (d_high - d_low).dropna(), -1))
+    same = {(s.target, s.train_langs[1], s.tau): s for s in mixes if mixture_variant(s) == "same"}
+    pairs_ = [(s.target, s.target, [h(same[key])], [h(s)]) for s in mixes if mixture_variant(s) == "disjoint"
+              for key in [(s.target, s.train_langs[1], s.tau)] if key in same]
+    if pairs_:
+        rows.append(contrast_row("Parallel content helps: adding the target's own articles in another language "
+                                 "beats adding other articles", f"{per_q} {len(pairs_)} (target, added, τ), "
+                                 "same minus disjoint", question_contrast(pq, pairs_), 1))
+    if vs_paper is not None and len(vs_paper):
+        rows.append(agreement_row("Our mixture changes have the paper's sign", vs_paper["same_sign"],
+                                  "shared (target, added, τ) cells"))
+    return rows
