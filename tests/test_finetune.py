@@ -108,7 +108,7 @@ def test_a_sweep_run_writes_its_store_row(tiny_checkpoint, tmp_path, monkeypatch
     seen_ids = []
     evaluate = sweep.evaluate_model
     monkeypatch.setattr(sweep, "evaluate_model",
-                        lambda s, m, spec: (seen_ids.append(m.model_id), evaluate(s, m, spec))[1])
+                        lambda s, m, spec, **kw: (seen_ids.append(m.model_id), evaluate(s, m, spec, **kw))[1])
     spec = RunSpec(("en",), 3, "all", annotator="A")
     out = sweep.run_sweep(setup, [spec], log=lambda *_: None)
     assert out["status"].str.split(" ").str[0].tolist() == ["finished", "finished"]
@@ -131,6 +131,24 @@ def test_a_sweep_run_writes_its_store_row(tiny_checkpoint, tmp_path, monkeypatch
     with_negatives = RunSpec(("en",), 3, "all", annotator="A", hard_negatives=True)
     out = sweep.run_sweep(setup, [spec, with_negatives], log=lambda *_: None)
     assert out["status"].str.split(" ").str[0].tolist() == ["skipped", "skipped", "finished"]
+
+    # a graded objective (training/graded_distill.py) in a store that keeps ranked lists;
+    # each passage its own article, so that a question's candidates can be padded
+    import dataclasses
+    graded_setup = dataclasses.replace(setup, ranked_depth=3, store=RunStore(tmp_path / "graded"),
+                                       doc_group=pd.Series({d: d for d in DOCS}))
+    graded = RunSpec(("en",), 3, "all", annotator="A", objective="kl")
+    assert graded_setup.config_hash(graded) != graded_setup.config_hash(spec)
+    assert "objective" not in setup.spec_dict(spec)          # stored runs keep their hashes
+    out = sweep.run_sweep(graded_setup, [graded], log=lambda *_: None)
+    assert out["status"].str.split(" ").str[0].tolist() == ["finished", "finished"], out["status"].tolist()
+    record = graded_setup.store.latest()[graded_setup.config_hash(graded)]
+    assert record["counts"]["questions"] == {"en": 4} and record["counts"]["grade_3_questions"] == {"en": 4}
+    assert record["loss_config"]["objective"] == "kl" and record["steps"] >= 2
+    ranked = graded_setup.store.ranked(graded_setup.config_hash(graded))
+    assert len(ranked) == 4 * 3 and sorted(set(ranked["rank"])) == [1, 2, 3]
+    with pytest.raises(KeyError):
+        setup.store.ranked(setup.config_hash(spec))           # ranked_depth 0 keeps none
 
 
 def test_data_loader_workers_change_the_speed_not_the_result(tiny_checkpoint):

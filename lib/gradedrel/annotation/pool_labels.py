@@ -75,10 +75,21 @@ def complete_languages(rows: pd.DataFrame) -> list[str]:
                   if n.get((lang, "pool"), 0) == POOL and n.get((lang, "calibration"), 0) == CALIBRATION)
 
 
-def _setup():
+def inputs():
+    """(the xquad profile's train-split rubric rows, query texts, passage texts): notebook 01's
+    down-sampled rows of the training articles (queries' and passages' both), as the grid
+    reads them (sweeps/grid.load_annotations)."""
     from gradedrel.config import profile_config
-    from gradedrel.sweeps.grid import prepare_sweep
-    return prepare_sweep(profile_config("xquad-labels"), build_checkpoint=False)
+    from gradedrel.data.load import load_collection
+    from gradedrel.data.split import split_groups
+    from gradedrel.training import pairs as tp
+    cfg = profile_config("xquad")
+    coll = load_collection(cfg, unit=cfg.get("unit", "paragraph"))
+    train = split_groups(coll.queries["group"])["train"]
+    raw = pd.read_parquet(RESULTS_DIR / "xquad" / "01_downsampled.parquet")
+    rows = tp.train_split_rows(tp.parsed_rows(raw), coll.queries.set_index("query_id")["group"],
+                               coll.corpus.set_index("doc_id")["group"], train, check_docs=coll.shares_groups)
+    return rows, coll.queries.set_index("query_id")["text"], coll.corpus.set_index("doc_id")["text"]
 
 
 def grader(threads: int):
@@ -95,8 +106,8 @@ def run(langs=LANGS, threads: int = 1, limit: int | None = None, log=print) -> i
     from gradedrel.annotation.judgement import Pair
     from gradedrel.annotation.store import JudgementStore, store_key
 
-    setup = _setup()
-    items = work_items(setup.annotations["A"], langs)
+    rubric_rows, query_text, doc_text = inputs()
+    items = work_items(rubric_rows, langs)
     b = grader(threads)
     done = 0
     with JudgementStore(STORE) as store:
@@ -106,8 +117,7 @@ def run(langs=LANGS, threads: int = 1, limit: int | None = None, log=print) -> i
         for row in todo.itertuples():
             if limit is not None and done >= limit:
                 break
-            pair = Pair(row.query_id, row.doc_id, row.lang, setup.texts_query[row.query_id],
-                        setup.texts_doc[row.doc_id])
+            pair = Pair(row.query_id, row.doc_id, row.lang, query_text[row.query_id], doc_text[row.doc_id])
             (judgement,) = b.grade([pair])
             store.put(b, judgement, lang=row.lang, role=row.role, position=int(row.position))
             done += 1
@@ -126,7 +136,7 @@ def table(rubric_rows: pd.DataFrame | None = None) -> pd.DataFrame:
     probs = np.array([probs_from_raw(raw) for raw in rows["raw"]])
     rows[[f"p{g}" for g in range(4)]] = probs
     if rubric_rows is None:
-        rubric_rows = _setup().annotations["A"]
+        rubric_rows = inputs()[0]
     rubric = rubric_rows.set_index(["query_id", "doc_id"])["score"]
     rows["rubric"] = [int(rubric[(q, d)]) for q, d in zip(rows["query_id"], rows["doc_id"])]
     return rows

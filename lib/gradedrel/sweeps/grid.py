@@ -70,10 +70,15 @@ class RunSpec:
     hard_negatives: bool = False
     halves: tuple = ()          # per training language "A" or "B" (article halves); () = all
     eval_scope: str = "target"  # "target": the target's own pair; "all": every pair + pooled
+    # "infonce": the threshold's positives; "kl", "kl+infonce": graded candidates as a soft
+    # target (training/graded_distill.py), tau then only names the InfoNCE term's positives
+    objective: str = "infonce"
 
     def __post_init__(self):
         if self.eval_scope not in EVAL_SCOPES:
             raise ValueError(f"eval_scope must be one of {EVAL_SCOPES}, got {self.eval_scope!r}")
+        if self.objective not in ("infonce", "kl", "kl+infonce"):
+            raise ValueError(f"objective must be 'infonce', 'kl' or 'kl+infonce', got {self.objective!r}")
         if self.halves and len(self.halves) != len(self.train_langs):
             raise ValueError(f"halves {self.halves} do not match training languages {self.train_langs}")
 
@@ -91,8 +96,9 @@ class RunSpec:
         hn = " +hardneg" if self.hard_negatives else ""
         halves = f" halves={''.join(self.halves)}" if self.halves else ""
         scope = " eval=all" if self.eval_scope == "all" else ""
+        objective = "" if self.objective == "infonce" else f" objective={self.objective}"
         return (f"{'+'.join(self.train_langs)} tau={self.tau} {self.size_reading}={self.size} "
-                f"seed={self.seed} annot={self.annotator}{hn}{halves}{scope}")
+                f"seed={self.seed} annot={self.annotator}{hn}{halves}{scope}{objective}")
 
 
 BASELINE = RunSpec(eval_scope="all")
@@ -230,7 +236,10 @@ class SweepSetup:
         base = {"recipe_version": RECIPE_VERSION, "model": self.encoder, "eval": self.eval_spec}
         if spec.is_baseline:
             return {**base, "kind": "baseline"}
-        return {**base, "kind": "finetune", **asdict(spec),
+        fields = asdict(spec)
+        if fields["objective"] == "infonce":     # stored runs were hashed without the key
+            del fields["objective"]
+        return {**base, "kind": "finetune", **fields,
                 "train_langs": list(spec.train_langs), "recipe": self.recipe.as_dict(),
                 "annotator_rows": self.fingerprints.get(spec.annotator)}
 
@@ -420,7 +429,7 @@ def false_negative_mask(setup: SweepSetup, spec: RunSpec, pairs: pd.DataFrame) -
                              setup.query_group, setup.doc_group)
 
 
-def evaluate_model(setup: SweepSetup, model, spec: RunSpec = BASELINE) -> pd.DataFrame:
+def evaluate_model(setup: SweepSetup, model, spec: RunSpec = BASELINE, ranked_out: list | None = None) -> pd.DataFrame:
     """Per-query metrics of `spec`'s evaluation scope: "target", the target language's
     questions against its sentences; "all", every query-language x corpus-language pair of
     the evaluation collection and, per query language, the pooled retrieval over every
@@ -442,12 +451,11 @@ def evaluate_model(setup: SweepSetup, model, spec: RunSpec = BASELINE) -> pd.Dat
                                      show_progress=False)
     frames = [evaluate_pairs(model, coll, pairs, k=EVAL_DEPTH, measures=EVAL_MEASURES,
                              embeddings=(q_emb, d_emb), show_progress=False)]
-    ranked = None
-    if setup.ranked_depth:
+    if ranked_out is not None and setup.ranked_depth:
         from gradedrel.retrieval.ranked_lists import ranked_frame
-        ranked = pd.concat([ranked_frame(search(q_emb[q], d_emb[d], coll.topics(q)["query_id"],
+        ranked_out.append(pd.concat([ranked_frame(search(q_emb[q], d_emb[d], coll.topics(q)["query_id"],
                                                 coll.docs(d)["doc_id"], setup.ranked_depth), q, d)
-                            for q, d in pairs], ignore_index=True)
+                                     for q, d in pairs], ignore_index=True))
     if spec.eval_scope == "all":
         all_docs = pd.concat([coll.docs(lang)["doc_id"] for lang in langs], ignore_index=True)
         all_emb = np.concatenate([d_emb[lang] for lang in langs])
@@ -456,10 +464,7 @@ def evaluate_model(setup: SweepSetup, model, spec: RunSpec = BASELINE) -> pd.Dat
             run = search(q_emb[q_lang], all_emb, topics["query_id"], all_docs, POOLED_DEPTH)
             per_query = evaluate(coll.qrels_dict(q_lang), run, POOLED_MEASURES)
             frames.append(per_query.assign(query_lang=q_lang, doc_lang=POOLED))
-    out = pd.concat(frames, ignore_index=True)[["query_lang", "doc_lang", "query_id", "measure", "value"]]
-    if ranked is not None:
-        out.attrs["ranked"] = ranked     # run_and_store writes it beside the metrics
-    return out
+    return pd.concat(frames, ignore_index=True)[["query_lang", "doc_lang", "query_id", "measure", "value"]]
 
 
 def run_one(setup: SweepSetup, spec: RunSpec) -> tuple[dict, pd.DataFrame]:
@@ -470,7 +475,15 @@ def run_one(setup: SweepSetup, spec: RunSpec) -> tuple[dict, pd.DataFrame]:
               "annotator_name": setup.annotator_names.get(spec.annotator)}
     start = time.perf_counter()
     model = setup.fresh_model()
-    if not spec.is_baseline:
+    if not spec.is_baseline and spec.objective != "infonce":
+        from gradedrel.sweeps.graded_runs import graded_fine_tune
+        outcome, extra = graded_fine_tune(setup, spec, model)
+        model.model_id = None
+        record.update(extra, steps=outcome.steps, train_seconds=outcome.seconds,
+                      seconds_per_step=round(outcome.seconds / max(outcome.steps, 1), 3),
+                      train_loss=outcome.train_loss, n_pairs=outcome.pairs,
+                      gradient_checkpointing=outcome.gradient_checkpointing)
+    elif not spec.is_baseline:
         pairs, counts = training_pairs(setup, spec)
         mask = false_negative_mask(setup, spec, pairs)
         from gradedrel.training.masked_infonce import MaskedInfoNCELoss
@@ -484,7 +497,10 @@ def run_one(setup: SweepSetup, spec: RunSpec) -> tuple[dict, pd.DataFrame]:
                       gradient_checkpointing=outcome.gradient_checkpointing,
                       masked_negatives=mask.masked, in_batch_negatives=mask.candidates)
     eval_start = time.perf_counter()
-    per_query = evaluate_model(setup, model, spec)
+    ranked: list = []
+    per_query = evaluate_model(setup, model, spec, ranked_out=ranked)
+    if ranked:      # the store's writer takes it out of the record (RunStore "ranked")
+        record["ranked"] = ranked[0]
     record.update(eval_seconds=round(time.perf_counter() - eval_start, 2),
                   seconds=round(time.perf_counter() - start, 2))
     provenance = run_record()
@@ -526,7 +542,7 @@ def run_and_store(setup: SweepSetup, spec: RunSpec) -> tuple[str, str, str, floa
              "profile": setup.profile, "seconds": seconds},
             error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}")
         return spec.label(), config_hash, f"failed: {type(exc).__name__}: {exc}", seconds
-    if not setup.store.write_finished(record, per_query, ranked=per_query.attrs.get("ranked")):
+    if not setup.store.write_finished(record, per_query, ranked=record.pop("ranked", None)):
         return spec.label(), config_hash, DUPLICATE, record["seconds"]
     detail = (f" ({record['steps']} steps, train {record['train_seconds']:.1f} s, "
               f"eval {record['eval_seconds']:.1f} s)" if "steps" in record else "")

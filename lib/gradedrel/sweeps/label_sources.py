@@ -133,10 +133,28 @@ def prepare(cfg: dict | None = None, build_checkpoint: bool = True, b_table=None
     return LabelSourceSetup(**fields)
 
 
+GRADED_OBJECTIVES = ("kl", "kl+infonce")
+GRADED_SOURCES = ("A", "B_fast")
+
+
+def graded_specs(cfg: dict) -> list[grid.RunSpec]:
+    """Item 6: the graded objectives (training/graded_distill.py) at the larger size, seed 0,
+    for the rubric and B, beside hard tau on the same instances; tau=3 names the positives of
+    kl+infonce's InfoNCE term (and changes nothing of "kl"'s training)."""
+    size = max(int(s) for s in cfg["finetune_sizes"])
+    return [grid.RunSpec((lang,), 3, size, cfg["finetune_size_reading"], 0, source, False, objective=o)
+            for source in GRADED_SOURCES for lang in cfg["finetune_langs"] for o in GRADED_OBJECTIVES]
+
+
 def specs(cfg: dict) -> list[grid.RunSpec]:
-    """The grid: every source x language x tau x size (sources outermost, rubric first), and
-    seed 1 at the smaller size."""
-    return grid.study_grid(cfg, "03")
+    """The grid: every source x language x tau x size (sources outermost, rubric first) with
+    seed 1 at the smaller size; then the graded objectives. The rubric's graded runs come
+    right after the rubric's grid (B's wait for B's labels anyway)."""
+    threshold = grid.study_grid(cfg, "03")
+    graded = graded_specs(cfg)
+    rubric = [s for s in threshold if s.annotator == "A"]
+    return rubric + [s for s in graded if s.annotator == "A"] + \
+        [s for s in threshold if s.annotator != "A"] + [s for s in graded if s.annotator != "A"]
 
 
 def run(follow: bool = False, dry_run: bool = False, log=print) -> None:
@@ -173,8 +191,10 @@ def main(argv=None) -> int:
     if args.command == "run":
         run(args.follow, args.dry_run, log=lambda m: print(m, flush=True))
         return 0
+    from gradedrel.config import profile_config
     from gradedrel.sweeps.label_tables import write_tables
-    write_tables()
+    tables = write_tables(prepare(build_checkpoint=False), profile_config(PROFILE)["finetune_langs"])
+    print(tables["points"].groupby(["source", "evaluation"]).size().to_string())
     return 0
 
 

@@ -144,13 +144,9 @@ def best_tau(values: pd.DataFrame, pts: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_tables(setup=None, folder=FOLDER) -> dict[str, pd.DataFrame]:
-    """Compute and write the three tables from the store (no model is loaded)."""
-    if setup is None:
-        from gradedrel.sweeps.label_sources import prepare
-        setup = prepare(build_checkpoint=False)
-    from gradedrel.config import profile_config
-    langs = profile_config("xquad-labels")["finetune_langs"]
+def write_tables(setup, langs, folder=FOLDER) -> dict[str, pd.DataFrame]:
+    """Compute and write the three tables from `setup`'s store (label_sources.prepare with
+    build_checkpoint=False: no model is loaded) for the languages `langs`."""
     values = per_query(setup.store, setup.eval_collection, langs)
     pts = points(values)
     best = best_tau(values, pts)

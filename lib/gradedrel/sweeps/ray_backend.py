@@ -173,7 +173,7 @@ def _store_result(setup, spec: RunSpec, config_hash: str, ref, command: str):
         _write_failed(setup, spec, config_hash, error)
         return f"failed: {error}", record.get("seconds"), record.get("ray_node")
     record.update(command=command, backend="ray")
-    if not setup.store.write_finished(record, per_query, ranked=per_query.attrs.get("ranked")):
+    if not setup.store.write_finished(record, per_query, ranked=record.pop("ranked", None)):
         return DUPLICATE, record["seconds"], record.get("ray_node")
     detail = (f" ({record['steps']} steps, train {record['train_seconds']:.1f} s, "
               f"eval {record['eval_seconds']:.1f} s)" if "steps" in record else "")

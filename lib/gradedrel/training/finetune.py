@@ -189,7 +189,9 @@ def build_trainer(model, pairs: pd.DataFrame, recipe: Recipe, output_dir, seed: 
 
     # a `label` column (row numbers) reaches the loss as `labels`, as sentence-transformers'
     # collator hands it over: training.false_negatives' mask reads it
-    columns = (["query", "passage"] + (["negative"] if "negative" in pairs.columns else [])
+    # passage_2, passage_3, ...: more candidates a row (training/graded_distill.py)
+    more = sorted((c for c in pairs.columns if c.startswith("passage_")), key=lambda c: int(c.split("_")[1]))
+    columns = (["query", "passage"] + more + (["negative"] if "negative" in pairs.columns else [])
                + (["label"] if "label" in pairs.columns else []))
     missing = [c for c in ("query", "passage") if c not in pairs.columns]
     if missing:
@@ -214,7 +216,8 @@ def build_trainer(model, pairs: pd.DataFrame, recipe: Recipe, output_dir, seed: 
         warmup_steps=recipe.warmup_ratio, lr_scheduler_type=recipe.scheduler,
         weight_decay=recipe.weight_decay,
         batch_sampler=batch_sampler(recipe.batching, sum(lengths), recipe.batch_tail),
-        prompts=training_prompts(model), bf16=speed.bf16, tf32=speed.tf32 if cuda else None,
+        prompts={**training_prompts(model), **{c: training_prompts(model)["passage"] for c in more}},
+        bf16=speed.bf16, tf32=speed.tf32 if cuda else None,
         **({} if speed.fused_adamw is None
            else {"optim": "adamw_torch_fused" if speed.fused_adamw else "adamw_torch"}),
         torch_compile=speed.torch_compile, use_cpu=not cuda,
