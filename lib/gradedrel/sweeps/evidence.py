@@ -273,3 +273,45 @@ def mixture_claims(pq: PerQuery, setup: SweepSetup, specs, table: pd.DataFrame,
         rows.append(agreement_row("Our mixture changes have the paper's sign", vs_paper["same_sign"],
                                   "shared (target, added, τ) cells"))
     return rows
+
+
+# --- 05: cross-lingual ----------------------------------------------------------------------
+
+def crosslingual_claims(pq: PerQuery, points: pd.DataFrame, versus: pd.DataFrame, rel: pd.DataFrame,
+                        both: pd.DataFrame | None = None, pooled: PerQuery | None = None,
+                        pooled_doc: str | None = None, low: int = 1, high: int = 3) -> list[dict]:
+    """Notebook 05's claims as rows. `points`: crosslingual_points (every pair, against the
+    baseline); `versus`: the tau=`high` models against the tau=`low` ones on their own query
+    language's pairs; `rel`: the relative-change table; `both`: compare_table2 (the cells
+    shared with the paper); `pooled`/`pooled_doc`: the per-query AP@20 of the pooled view."""
+    own = points[points["target"] == points["query_lang"]]
+    runs = {key: g["config_hash"].unique().tolist() for key, g in own.groupby(["target", "tau"])}
+    langs = sorted({t for t, _ in runs})
+    cross = own[own["query_lang"] != own["doc_lang"]].drop_duplicates(["query_lang", "doc_lang"])
+    cells = rel.stack().dropna()
+    rows = [claims.row(f"τ={high} beats τ={low} on every (query, corpus) pair of these {len(langs)} models "
+                       f"({int((cells > 0).sum())} of {len(cells)} cells; effect: mean relative change, %)",
+                       f"paired t over questions per cell; p: the largest of the {len(versus)} cells' "
+                       "(intersection-union)", len(cells), float(cells.mean()), p=claims.all_of(versus["p_value"]))]
+    per_model = cells.groupby(level=0).mean()
+    rows.append(claims.row(f"τ={high} beats τ={low} as a rule across training languages ({len(per_model)} models, "
+                           f"one seed each: the cells share models and questions; effect: mean relative change, %)",
+                           "two-sided sign test over the models' mean relative change", len(per_model),
+                           float(per_model.mean()), p=claims.sign_test(int((per_model > 0).sum()), len(per_model))))
+    for tau, direction, verb in ((high, 1, "beat"), (low, -1, "fall below")):
+        parts = [(r.query_lang, r.doc_lang, runs[(r.query_lang, tau)], None) for r in cross.itertuples()
+                 if (r.query_lang, tau) in runs]
+        rows.append(contrast_row(f"τ={tau} models {verb} the baseline on cross-lingual pairs",
+                                 f"paired t over questions, the difference averaged per question over the "
+                                 f"{len(parts)} cross-lingual pairs", question_contrast(pq, parts), direction))
+    if pooled is not None and pooled_doc is not None:
+        parts = [(lang, pooled_doc, runs[(lang, high)], runs[(lang, low)]) for lang in langs
+                 if (lang, high) in runs and (lang, low) in runs]
+        rows.append(contrast_row(f"τ={high} beats τ={low} on the pooled 11-language sentences (mAP@20)",
+                                 f"paired t over questions, averaged over the {len(parts)} query languages",
+                                 question_contrast(pooled, parts), 1))
+    if both is not None and len(both):
+        rows.append(agreement_row(f"Our τ={low} → τ={high} change has the paper's sign on the cells both tables "
+                                  f"have (ours {both['ours_pct'].mean():+.2f}%, the paper's "
+                                  f"{both['paper_pct'].mean():+.2f}% on them)", both["same_sign"], "cells"))
+    return rows
