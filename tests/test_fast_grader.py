@@ -161,3 +161,21 @@ def test_cached_prefix_reads_the_same_probabilities_as_a_fresh_prompt():
     fresh = grader.reading(pairs[1])
     assert np.allclose(cached[1].probs, fresh.probs, atol=2e-3)
     assert all(r.mass > 0.5 for r in cached)
+
+
+def test_fit_offsets_share_constraint_keeps_every_grade():
+    """Kappa alone may drop grades: on these noisy probabilities (10 items a rubric grade,
+    seed 9 of a search for such a case) the unconstrained fit never says 1 or 3; with shares
+    held within a factor 2 of the rubric's (25% each) every grade keeps 12.5-50%."""
+    grades = np.repeat([0, 1, 2, 3], 10)
+    rng = np.random.default_rng(9)
+    logits = rng.normal(size=(40, 4))
+    logits[np.arange(40), grades] += 1.0
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    free = np.bincount(fg.grades_with_offsets(probs, fg.fit_offsets(probs, grades)), minlength=4)
+    assert free[1] == 0 and free[3] == 0
+    held = np.bincount(fg.grades_with_offsets(probs, fg.fit_offsets(probs, grades, share_factor=2.0)),
+                       minlength=4) / 40
+    assert np.all(held >= 0.125) and np.all(held <= 0.5), held
+    with pytest.raises(ValueError, match="within a factor"):
+        fg.fit_offsets(np.tile([0.7, 0.1, 0.1, 0.1], (40, 1)), grades, share_factor=2.0)

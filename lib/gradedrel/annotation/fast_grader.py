@@ -106,10 +106,14 @@ def grades_with_offsets(probs: np.ndarray, offsets) -> np.ndarray:
     return np.argmax(np.log(np.clip(probs, 1e-300, None)) + np.asarray(offsets, dtype=float), axis=1)
 
 
-def fit_offsets(probs, grades, grid=np.arange(-4.0, 4.01, 0.5)) -> tuple[float, float, float, float]:
+def fit_offsets(probs, grades, grid=np.arange(-4.0, 4.01, 0.5),
+                share_factor: float | None = None) -> tuple[float, float, float, float]:
     """Per-grade offsets (grade 0's fixed at 0) that maximise quadratic kappa between the
     offset argmax and `grades` (the rubric's) on a calibration set's (n, 4) probabilities;
-    among equal kappas the smallest offsets (L1). Fit only on pairs that are not measured."""
+    among equal kappas the smallest offsets (L1). Fit only on pairs that are not measured.
+    `share_factor` f: only offsets whose grade shares all lie within a factor f of the
+    rubric's shares on the set (kappa alone may drop a grade entirely, which merges two
+    thresholds); ValueError if no offsets on the grid satisfy it."""
     from gradedrel.annotation.agreement import quadratic_kappas
 
     probs, grades = np.asarray(probs, dtype=float), np.asarray(grades, dtype=int)
@@ -118,6 +122,14 @@ def fit_offsets(probs, grades, grid=np.arange(-4.0, 4.01, 0.5)) -> tuple[float, 
     log_p = np.log(np.clip(probs, 1e-300, None))
     predicted = np.argmax(log_p[None, :, :] + combos[:, None, :], axis=2)   # (R, n)
     kappas = np.nan_to_num(quadratic_kappas(np.broadcast_to(grades, predicted.shape), predicted), nan=-1.0)
+    if share_factor is not None:
+        target = np.bincount(grades, minlength=4) / len(grades)
+        shares = np.stack([(predicted == g).mean(axis=1) for g in range(4)], axis=1)      # (R, 4)
+        ok = np.all((shares >= target / share_factor) & (shares <= target * share_factor), axis=1)
+        if not ok.any():
+            raise ValueError(f"no offsets on the grid keep every grade's share within a factor "
+                             f"{share_factor} of the rubric's {np.round(target, 3).tolist()}")
+        kappas = np.where(ok, kappas, -2.0)
     best = np.flatnonzero(kappas >= kappas.max() - 1e-12)
     pick = best[np.argmin(np.abs(combos[best]).sum(1))]
     return tuple(float(x) for x in combos[pick])

@@ -22,8 +22,9 @@ How B grades. `fast_grader.LastTokenGrader`, zero-shot: the paper's prompt, the 
 with "[", P(0..3) read from the last position's logits (bench/RESULTS.md "Annotator B": 3.6x
 today's pipeline on English at the same grades). The raw text keeps P(0..3), so the grade a
 run trains on is derived afterwards (`calibrated_grades`): argmax of log P(g) + offset(g),
-the offsets fitted per language on that language's calibration set (`fast_grader.fit_offsets`,
-maximum kappa against the rubric) and applied to its pool. The uncalibrated argmax compresses
+the offsets fitted per language on that language's calibration set (`fast_grader.fit_offsets`:
+maximum kappa against the rubric among offsets that keep each grade's share within a factor
+SHARE_FACTOR of the rubric's) and applied to its pool. The uncalibrated argmax compresses
 B's grades onto 1 (bench: 0% grade 3 on English); English-fitted offsets lowered Hindi's
 kappa (0.36 -> 0.19), hence one fit per language.
 
@@ -45,6 +46,10 @@ MODEL = "qwen2.5-coder-1.5b-instruct"
 LANGS = ("en", "es", "ar", "hi")
 POOL = 1000
 CALIBRATION = 60
+# calibration keeps every grade's share within this factor of the rubric's: kappa alone
+# dropped grade 1 entirely on English (0% of the pool), merging tau=1 and tau=2
+SHARE_FACTOR = 2.0
+OFFSET_GRID = np.arange(-6.0, 6.01, 0.25)     # finer than fast_grader's default: 60 items a fit
 FOLDER = RESULTS_DIR / "xquad-labels"
 STORE = FOLDER / "B_pool.jsonl"
 TABLE = FOLDER / "B_pool.parquet"
@@ -147,7 +152,8 @@ def fit_language_offsets(rows: pd.DataFrame) -> dict[str, tuple]:
     from gradedrel.annotation.fast_grader import fit_offsets
     out = {}
     for lang, part in rows[rows["role"] == "calibration"].groupby("lang"):
-        out[lang] = fit_offsets(part[[f"p{g}" for g in range(4)]].to_numpy(), part["rubric"].to_numpy())
+        out[lang] = fit_offsets(part[[f"p{g}" for g in range(4)]].to_numpy(), part["rubric"].to_numpy(),
+                                grid=OFFSET_GRID, share_factor=SHARE_FACTOR)
     return out
 
 
