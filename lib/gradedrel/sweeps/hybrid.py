@@ -188,14 +188,16 @@ def run_one(setup: HybridSetup, spec: HybridSpec) -> tuple[dict, pd.DataFrame]:
         mask = parallel_mask(setup.pairs, setup.relevance)
         recipe = setup.recipe()
         loss = MaskedInfoNCELoss(model, mask, scale=recipe.loss_scale)
-        outcome, realised = fine_tune_hybrid(model, setup.pairs, recipe, spec.alpha,
+        outcome, batches = fine_tune_hybrid(model, setup.pairs, recipe, spec.alpha,
                                              int(setup.settings["num_batches"]), loss,
                                              seed=spec.seed, draw=setup.settings["draw"])
         model.model_id = None          # trained weights: no embedding cache
         record.update(steps=outcome.steps, train_seconds=outcome.seconds,
                       train_cpu_seconds=round(cpu_seconds() - cpu0, 1),
                       seconds_per_step=round(outcome.seconds / max(outcome.steps, 1), 3),
-                      train_loss=outcome.train_loss, n_pairs=outcome.pairs, realised_alpha=realised,
+                      train_loss=outcome.train_loss, n_pairs=outcome.pairs,
+                      realised_alpha=batches.realised_alpha, batch_sources=batches.counts(),
+                      batch_sources_read_from=batches.read_from,
                       masked_negatives=mask.masked, in_batch_negatives=mask.candidates)
     eval_start, eval_cpu0 = time.perf_counter(), cpu_seconds()
     per_query = evaluate(setup, model)

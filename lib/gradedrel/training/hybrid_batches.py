@@ -221,8 +221,9 @@ def fine_tune_hybrid(model, pairs: pd.DataFrame, recipe, alpha: float, num_batch
     """Train `model` in place on the sources of `pairs` (hybrid_pairs' columns) for
     `num_batches` steps (one epoch of the hybrid sampler), `recipe` (training.finetune.
     Recipe: lr, batch size, warm-up, max length, loss scale) and `loss` (e.g. MaskedInfoNCELoss
-    with parallel_mask). Returns (TrainingOutcome, the realised share of monolingual
-    batches, as the sampler planned them)."""
+    with parallel_mask). Returns (TrainingOutcome, BatchLog): the batches the loss saw,
+    read from its mask's calls (a loss with a `mask`, as MaskedInfoNCELoss), else the
+    sampler's plan. A batch that mixes sources is an error (it cannot happen by design)."""
     from gradedrel.config import forbid_in_redraw
     forbid_in_redraw("training a model")
     import torch
@@ -260,16 +261,60 @@ def fine_tune_hybrid(model, pairs: pd.DataFrame, recipe, alpha: float, num_batch
             report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True)
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
         trainer.remove_callback(PrinterCallback)
+        seen = _record_batches(loss)
         start = time.perf_counter()
         result = trainer.train()
         seconds = time.perf_counter() - start
     model.eval()
-    realised = _realised_alpha(kinds, alpha, num_batches, draw, seed, [len(dataset[n]) for n in names])
+    if seen is not None:
+        log = BatchLog.of(seen, pairs["source"].to_numpy(), source="the loss's batches")
+    else:
+        plan = _planned_sources(kinds, alpha, num_batches, draw, seed, [len(dataset[n]) for n in names])
+        log = BatchLog([names[i] for i in plan], source="the sampler's plan")
     outcome = TrainingOutcome(steps=int(trainer.state.global_step), seconds=round(seconds, 2),
                               pairs=int(trainer.state.global_step) * recipe.batch_size,
                               train_loss=float(result.training_loss)
                               if result.training_loss is not None else None)
-    return outcome, realised
+    return outcome, log
+
+
+def _record_batches(loss):
+    """Wrap the loss's mask so that each batch's rows (labels) are kept; None without one."""
+    mask = getattr(loss, "mask", None)
+    if mask is None or not hasattr(mask, "batch_mask"):
+        return None
+    seen, inner = [], mask.batch_mask
+
+    def batch_mask(rows):
+        rows = [int(r) for r in rows]
+        seen.append(rows)
+        return inner(rows)
+    mask.batch_mask = batch_mask
+    return seen
+
+
+class BatchLog:
+    """The source of each training batch and the realised share of monolingual ones."""
+
+    def __init__(self, sources, source: str):
+        self.sources, self.read_from = list(sources), source
+
+    @classmethod
+    def of(cls, batches, row_sources, source: str) -> "BatchLog":
+        out = []
+        for b, rows in enumerate(batches):
+            kinds = set(row_sources[rows])
+            if len(kinds) != 1:
+                raise ValueError(f"training batch {b} mixes sources {sorted(kinds)}")
+            out.append(kinds.pop())
+        return cls(out, source)
+
+    @property
+    def realised_alpha(self) -> float:
+        return float(np.mean([source_kind(s) == "mono" for s in self.sources])) if self.sources else float("nan")
+
+    def counts(self) -> dict:
+        return {str(k): int(v) for k, v in pd.Series(self.sources).value_counts().sort_index().items()}
 
 
 class _Sized:
@@ -280,15 +325,14 @@ class _Sized:
         return self.n
 
 
-def _realised_alpha(kinds, alpha, num_batches, draw, seed, sizes) -> float:
-    """The share of monolingual batches in epoch 0 of the sampler the trainer used (its
-    plan depends only on kinds, alpha, num_batches, draw and seed)."""
+def _planned_sources(kinds, alpha, num_batches, draw, seed, sizes) -> list[int]:
+    """The source index of each batch in epoch 0 of the sampler the trainer used (its plan
+    depends only on kinds, alpha, num_batches, draw and seed)."""
     from torch.utils.data import ConcatDataset
     stub = HybridBatchSampler(ConcatDataset([_Sized(n) for n in sizes]),
                               [_StubSampler() for _ in sizes], seed=seed, kinds=kinds,
                               alpha=alpha, num_batches=num_batches, draw=draw)
-    plan = stub.plan(0)
-    return float(np.mean([kinds[i] == "mono" for i in plan]))
+    return stub.plan(0)
 
 
 class _StubSampler:
