@@ -29,7 +29,9 @@ Runs the study's notebooks (notebooks/NN_*.ipynb) in order with papermill.
 
 Rendered notebooks go to notebooks/rendered/PROFILE/ (a verification's to
 notebooks/rendered/verify-PROFILE/), tables to data/results/PROFILE/,
-figures to figures/PROFILE/. Makes .venv and installs what it needs on first use.
+figures to figures/PROFILE/; the rendered notebooks also as a static HTML site in
+site/PROFILE/ (index.html; ignored by git), and on the xquad profile the README's results
+table from the claims tables. Makes .venv and installs what it needs on first use.
 EOF
 }
 
@@ -84,3 +86,9 @@ start=$(date +%s)
 python -m gradedrel.results render --out-dir "$out_dir" --profile "$profile" --mode "$mode" \
     ${PAPERMILL_LOG_OUTPUT:+--log-output} ${keep_going:+--keep-going} <<<"$plan" 2> >(quiet) || exit $?
 echo "rendered notebooks in $out_dir ($(( $(date +%s) - start )) s)" >&2
+# the rendered notebooks as static HTML, one page each and an index (site/ is ignored by git)
+python -m gradedrel.site "$out_dir" "site/${out_dir##*/}" "data/results/$profile" 2> >(quiet) || exit $?
+# the README's results table reads the xquad claims tables (data/results/xquad/NN_claims.csv)
+if [ "$profile" = xquad ] && [ "$mode" != verify ]; then
+    python -m gradedrel.claims readme xquad 2> >(quiet) || exit $?
+fi

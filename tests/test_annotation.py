@@ -282,8 +282,7 @@ def test_resource_table_and_trend_claims_by_hand():
     rows = claims.claims_table(agreement.trend_claims(table, boot))
     # kappa by size: hi 0.4, ar 0.2, de 0.6, en 0.8 -> ranks 2,1,3,4 against 1,2,3,4: rho 0.8, p = 0.2
     assert rows["effect"].iloc[0] == pytest.approx(0.8) and rows["p"].iloc[0] == pytest.approx(0.2)
-    assert rows["claim"].iloc[0] == ("κ(rubric, B) is lower in languages with less pre-training text "
-                                     "(4 languages)")
+    assert rows["claim"].iloc[0] == "κ(rubric, B) falls with less pre-training text (4 languages)"
     assert rows["claim"].iloc[1].endswith("(3 languages, without en)")
     # hi 0.5, ar 0.5, de 0.9 (ranks 1.5, 1.5, 3) against 1, 2, 3: rho = 0.866
     assert rows["effect"].iloc[2] == pytest.approx(0.8660254)

@@ -75,7 +75,22 @@ def test_sentences_and_the_readme_table_quote_the_rows(tmp_path):
     readme.write_text(f"# x\n\n{claims.README_START}\nold\n{claims.README_END}\n\nafter\n")
     assert claims.update_readme(readme, results, rendered)
     text = readme.read_text()
-    assert "| [02](notebooks/02_agreement.ipynb) | κ falls with size | 11 | +0.620 [+0.346, +0.765] | " \
-           "0.04 (0.04) | **supported** |" in text
+    assert "| [02][nb02] | κ falls with size | 11 | +0.620 [+0.346, +0.765] | 0.04 (0.04) | **supported** |" in text
+    assert "\n[nb02]: notebooks/02_agreement.ipynb\n" in text
     assert "**untestable here**" in text and "old" not in text and text.endswith("after\n")
     assert not claims.update_readme(readme, results, rendered)          # unchanged the second time
+
+
+def test_the_committed_readme_table_is_the_claims_files():
+    from gradedrel.paths import REPO_ROOT
+    readme = (REPO_ROOT / "README.md").read_text()
+    tables = claims.load_claims(REPO_ROOT / "data" / "results" / "xquad")
+    assert set(tables) >= {"02", "03", "04", "05"}
+    for key, table in tables.items():
+        assert list(table.columns) == claims.COLUMNS, key
+        assert set(table["verdict"]) <= set(claims.VERDICTS), key
+    block = readme.split(claims.README_START)[1].split(claims.README_END)[0]
+    links = {key: next(p.relative_to(REPO_ROOT).as_posix()
+                        for p in (REPO_ROOT / "notebooks" / "rendered" / "xquad").glob(f"{key}_*.ipynb"))
+             for key in tables}
+    assert block.strip() == claims.readme_table(tables, links), "run: python -m gradedrel.claims readme"

@@ -173,17 +173,19 @@ def _p(x) -> str:
 
 
 def readme_table(tables: dict[str, pd.DataFrame], links: dict[str, str]) -> str:
-    """One markdown table of every claims table's rows: the notebook (a link to its
-    rendering), the claim, n, the effect with its interval, the p the verdict used (q where
-    corrected) and the verdict."""
-    lines = ["| notebook | claim | n | effect [95% CI] | p (q) | verdict |", "|---|---|---|---|---|---|"]
+    """One markdown table of every claims table's rows: the notebook (a reference-style link
+    to its rendering, the links after the table), the claim, n, the effect with its
+    interval, p (and q where corrected) and the verdict."""
+    lines = ["| | claim | n | effect [95% CI] | p (q) | verdict |", "|---|---|---|---|---|---|"]
     for key in sorted(tables):
         for r in tables[key].itertuples(index=False):
             decide = _p(r.p) if _missing(r.q) else f"{_p(r.p)} ({_p(r.q)})"
             n = "" if _missing(r.n) else f"{int(r.n)}"
             claim = str(r.claim).replace("|", "\\|")
-            lines.append(f"| [{key}]({links[key]}) | {claim} | {n} | {effect_text(r.effect, r.ci_low, r.ci_high)} | {decide} | "
-                         f"**{r.verdict}** |")
+            lines.append(f"| [{key}][nb{key}] | {claim} | {n} | {effect_text(r.effect, r.ci_low, r.ci_high)} | "
+                         f"{decide} | **{r.verdict}** |")
+    lines.append("")
+    lines += [f"[nb{key}]: {links[key]}" for key in sorted(tables)]
     return "\n".join(lines)
 
 

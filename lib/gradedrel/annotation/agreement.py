@@ -293,7 +293,7 @@ def trend_claims(table: pd.DataFrame, boot: dict, reference_lang: str = "en",
         which = (f"{len(langs)} languages" if reference_lang in langs
                  else f"{len(langs)} languages; {reference_lang} is the reference" if column == "kappa_vs_en"
                  else f"{len(langs)} languages, without {reference_lang}")
-        rows.append(row(f"{TREND_MEASURES[column]} is lower in languages with less pre-training text ({which})",
+        rows.append(row(f"{TREND_MEASURES[column]} falls with less pre-training text ({which})",
                         f"Spearman ρ against log CC-100 size, p over languages; CI: {len(rho)} bootstraps "
                         f"of templates paired across languages ({len(used)} defined)",
                         len(langs), float(test.statistic), float(low), float(high), float(test.pvalue),

@@ -125,7 +125,7 @@ def threshold_claims(pq: PerQuery, points: pd.DataFrame, tests: pd.DataFrame,
     n_small = int((tests["size_value"] == smallest).sum())
     rows.append(contrast_row(
         f"Small training sets ({smallest} instances) fall below the baseline "
-        f"({len(below)} of {n_small} points significantly, BH q < 0.05 over the notebook's points)",
+        f"({len(below)} of {n_small} points significantly, BH over the {len(tests)} points)",
         f"{per_q} {len(small)} (language, τ) points, seed means", question_contrast(pq, small), -1))
     for tau in sorted(points["tau"].unique()):
         parts = [(lang, lang, hs, None) for lang, hs in _hashes(points, tau=tau, size_value=largest).items()]
@@ -198,7 +198,7 @@ def agreement_row(claim: str, same_sign: pd.Series, units: str) -> dict:
     half, two-sided sign test over the cells (which share queries and models: the cells are
     not independent, so this p is if anything too small)."""
     n, k = len(same_sign), int(same_sign.sum())
-    return claims.row(f"{claim} ({k} of {n} {units}; effect: share - 1/2)",
+    return claims.row(f"{claim} ({k} of {n} {units}; effect: share − 1/2)",
                       "two-sided sign test over the cells (not independent: they share models and questions)",
                       n, k / n - 0.5 if n else np.nan, p=claims.sign_test(k, n))
 
@@ -271,7 +271,7 @@ def mixture_claims(pq: PerQuery, setup: SweepSetup, specs, table: pd.DataFrame,
                                  "same minus disjoint", question_contrast(pq, pairs_), 1))
     if vs_paper is not None and len(vs_paper):
         rows.append(agreement_row("Our mixture changes have the paper's sign", vs_paper["same_sign"],
-                                  "shared (target, added, τ) cells"))
+                                  "shared cells"))
     return rows
 
 
@@ -295,7 +295,7 @@ def crosslingual_claims(pq: PerQuery, points: pd.DataFrame, versus: pd.DataFrame
                        "(intersection-union)", len(cells), float(cells.mean()), p=claims.all_of(versus["p_value"]))]
     per_model = cells.groupby(level=0).mean()
     rows.append(claims.row(f"τ={high} beats τ={low} as a rule across training languages ({len(per_model)} models, "
-                           f"one seed each: the cells share models and questions; effect: mean relative change, %)",
+                           "one seed each; effect: mean relative change, %)",
                            "two-sided sign test over the models' mean relative change", len(per_model),
                            float(per_model.mean()), p=claims.sign_test(int((per_model > 0).sum()), len(per_model))))
     for tau, direction, verb in ((high, 1, "beat"), (low, -1, "fall below")):
@@ -312,6 +312,6 @@ def crosslingual_claims(pq: PerQuery, points: pd.DataFrame, versus: pd.DataFrame
                                  question_contrast(pooled, parts), 1))
     if both is not None and len(both):
         rows.append(agreement_row(f"Our τ={low} → τ={high} change has the paper's sign on the cells both tables "
-                                  f"have (ours {both['ours_pct'].mean():+.2f}%, the paper's "
-                                  f"{both['paper_pct'].mean():+.2f}% on them)", both["same_sign"], "cells"))
+                                  f"have (mean ours {both['ours_pct'].mean():+.2f}%, the paper's "
+                                  f"{both['paper_pct'].mean():+.2f}%)", both["same_sign"], "cells"))
     return rows
