@@ -157,25 +157,47 @@ def specs(cfg: dict) -> list[grid.RunSpec]:
         [s for s in threshold if s.annotator != "A"] + [s for s in graded if s.annotator != "A"]
 
 
+LANG_ORDER = ("en", "es", "ar", "hi")      # pool_labels grades B's pools in this order
+
+
+def priority(spec: grid.RunSpec) -> tuple:
+    """The order runs are taken in, so that a stopped grid leaves whole comparisons: seed 0
+    before other seeds, the threshold runs before the graded objectives, the smaller size
+    first (a language's three sources at 250 cost about a quarter of those at 1000), then
+    language in the order B's pools are graded, source, tau."""
+    return (spec.seed != 0, spec.objective != "infonce", int(spec.size),
+            LANG_ORDER.index(spec.target) if spec.target in LANG_ORDER else len(LANG_ORDER),
+            list(SOURCES).index(spec.annotator), spec.tau)
+
+
 def run(follow: bool = False, dry_run: bool = False, log=print) -> None:
+    """Run the most urgent pending configuration (`priority`), then look again: a language
+    whose B pool completes meanwhile enters at its place in the order. With `follow`, wait
+    for B while nothing can run; without, stop then."""
     from gradedrel.config import profile_config
     cfg = profile_config(PROFILE)
+    failed: set = set()          # failed in this process: not tried again until a restart
     while True:
         setup = prepare(cfg, build_checkpoint=not dry_run)
         todo, dropped = grid.split_feasible(setup, specs(cfg))
         _, pending = grid.split_finished(setup, todo)
-        log(f"{len(pending)} runs to do now; {len(dropped)} not yet possible "
+        pending = [s for s in pending if s not in failed]
+        pending = sorted(pending, key=lambda s: (not s.is_baseline, priority(s) if not s.is_baseline else ()))
+        log(f"{len(pending)} runs can run now; {len(dropped)} wait for B's labels "
             f"(sources: {sorted(setup.annotations)})")
         if dry_run:
             for s in pending:
                 log(f"  {s.label()}")
             return
         if pending:
-            grid.run_sweep(setup, todo, log=log)
-        if not follow or set(setup.annotations) == set(SOURCES) and not len(dropped):
+            label, _, status, seconds = grid.run_and_store(setup, pending[0])
+            if status.startswith("failed"):
+                failed.add(pending[0])
+            log(f"{label}: {status}" + (f", {seconds:.1f} s" if seconds is not None else ""))
+            continue
+        if not follow or not len(dropped):
             return
-        if not pending:
-            time.sleep(300)      # B is still grading: look again
+        time.sleep(300)          # B is still grading: look again
 
 
 def main(argv=None) -> int:
