@@ -98,3 +98,23 @@ def test_table1_stars_follow_the_corrected_q_not_p():
     assert cells[("ru", "ar")].endswith("*") and not cells[("ru", "es")].endswith("*")   # p 0.03, q 0.06
     # a table without q (the paper's) is starred by p
     assert sa.table1_layout(table.drop(columns="q_value"), ["ru"], ["ar", "es"], [1])["tau=1"][("ru", "es")].endswith("*")
+
+
+def test_threshold_claims_on_the_toy_grid(grid):
+    setup, specs = grid
+    pq = evidence.PerQuery(setup)
+    points = sa.compare_to_reference(setup, specs, "target")
+    tests = evidence.seed_mean_points(pq, points)
+    table = claims.claims_table(evidence.threshold_claims(pq, points, tests))
+    by_claim = table.set_index("claim")
+    # tau=3 at the (one) size: en +0.01, de -0.01 -> per question ~0: not supported
+    t3 = by_claim.loc["τ=3 at 8 instances beats the baseline"]
+    assert t3["effect"] == pytest.approx(0.0, abs=1e-3) and t3["verdict"] == "not supported"
+    # never reaching the baseline: de tau=3 is below it at its only size, significantly
+    never = table[table["claim"].str.startswith("A poorly chosen τ never reaches")].iloc[0]
+    assert "1 of 4 curves" in never["claim"] and "closest: de τ=3" in never["claim"]
+    assert never["effect"] == pytest.approx(-0.01, abs=1e-3) and never["verdict"] == "supported"
+    assert never["correction"] == "BH over the 4 curves"
+    # en (high-resource in the paper) prefers tau>1: tau=3 (+0.01) against tau=1 (+0.005 mean)
+    high = table[table["claim"].str.startswith("Higher-resource en")].iloc[0]
+    assert high["effect"] == pytest.approx(0.005, abs=1e-3)
