@@ -211,3 +211,20 @@ def test_label_tables_from_a_store_of_hand_made_rankings(tmp_path):
     assert best.loc["paragraph", "best_minus_runner_up"] == pytest.approx(0)
     assert not bool(best.loc["paragraph", "tau_distinguished"])
     assert lt.verdict(-0.1, 0.2) == lt.SAME
+
+
+def test_label_source_figure_draws_without_overlaps():
+    import matplotlib
+    matplotlib.use("Agg")
+    from gradedrel.figure_check import text_overlaps
+    from gradedrel.sweeps import label_plots
+    rows = [dict(source=s, lang=lang, tau=t, size=250, seed=0, objective="infonce", evaluation=e, n=289,
+                 delta=0.01 * t - 0.02, ci_low=0.01 * t - 0.03, ci_high=0.01 * t - 0.01, q=0.01 if t == 3 else 0.5)
+            for s in label_plots.SOURCE_STYLE for lang in ("en", "hi") for t in (1, 2, 3)
+            for e in label_plots.EVALUATIONS]
+    pts = pd.DataFrame(rows)
+    graded = pts[pts["tau"] == 3].assign(objective="kl")
+    fig = label_plots.tau_by_source(pts, 250, ["en", "es", "hi"], graded=graded)
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 6        # es has no runs: no column
+    assert "n=289" in fig.axes[0].get_title()
+    assert text_overlaps(fig) == []

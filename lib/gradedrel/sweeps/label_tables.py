@@ -8,7 +8,8 @@ ranked lists, and XQuAD-R's test articles. Gives, in data/results/xquad-labels/:
                                   retrieval/ranked_lists.py: "sentence" (XQuAD-R's answer
                                   sentence: tau=3's definition), "graded" (3/2/1 for answer
                                   sentence / its paragraph / its article), "paragraph"
-  label_source_points.csv         one row per run x evaluation: mean, the baseline's, the
+  label_source_points.csv         one row per run x evaluation (threshold runs: objective
+                                  "infonce"; graded ones "kl", "kl+infonce"): mean, the baseline's, the
                                   paired difference with its 95% t interval, p, BH q over the
                                   whole table, and a verdict by rule (`verdict`)
   label_source_best_tau.csv       per (source, evaluation, language) at each size, seed 0: the
@@ -35,7 +36,7 @@ from gradedrel.sweeps.analysis import ALPHA, bh_q_values, difference_interval
 FOLDER = RESULTS_DIR / "xquad-labels"
 MEASURE = "nDCG@10"
 BEATS, HURTS, SAME = "beats the baseline", "hurts", "no significant difference"
-KEYS = ["source", "lang", "tau", "size", "seed"]
+KEYS = ["source", "lang", "tau", "size", "seed", "objective"]
 
 
 def verdict(delta: float, q: float) -> str:
@@ -60,11 +61,13 @@ def per_query(store, eval_collection, langs) -> pd.DataFrame:
             continue
         ranked = store.ranked(h)
         if rec.get("kind") == "baseline":
-            keys = [dict(source="baseline", lang=lang, tau=0, size=0, seed=0) for lang in langs]
+            keys = [dict(source="baseline", lang=lang, tau=0, size=0, seed=0, objective="none")
+                    for lang in langs]
         else:
             lang = rec["train_langs"][0]
+            objective = rec.get("objective")
             keys = [dict(source=rec["annotator"], lang=lang, tau=int(rec["tau"]), size=int(rec["size"]),
-                         seed=int(rec["seed"]))]
+                         seed=int(rec["seed"]), objective=objective if isinstance(objective, str) else "infonce")]
         for key in keys:
             pair = ranked[(ranked["query_lang"] == key["lang"]) & (ranked["doc_lang"] == key["lang"])]
             values = evaluate_ranked(pair, queries, corpus, measures=(MEASURE,))
@@ -96,14 +99,15 @@ def points(values: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, evaluation) against the baseline on the same queries."""
     series = _series(values)
     rows = []
-    for (source, lang, tau, size, seed, qrels), mine in series.items():
+    for (source, lang, tau, size, seed, objective, qrels), mine in series.items():
         if source == "baseline":
             continue
-        base = series.get(("baseline", lang, 0, 0, 0, qrels))
+        base = series.get(("baseline", lang, 0, 0, 0, "none", qrels))
         if base is None:
             continue
         n, delta, low, high, p = _paired(mine, base)
-        rows.append(dict(source=source, lang=lang, tau=tau, size=size, seed=seed, evaluation=qrels,
+        rows.append(dict(source=source, lang=lang, tau=tau, size=size, seed=seed, objective=objective,
+                         evaluation=qrels,
                          n=n, mean=float(mine.mean()), baseline=float(base[mine.index].mean()),
                          delta=delta, ci_low=low, ci_high=high, p=p))
     out = pd.DataFrame(rows)
@@ -111,7 +115,7 @@ def points(values: pd.DataFrame) -> pd.DataFrame:
         return out
     out["q"] = bh_q_values(out["p"].to_numpy())
     out["verdict"] = [verdict(d, q) for d, q in zip(out["delta"], out["q"])]
-    return out.sort_values(["source", "evaluation", "lang", "size", "tau", "seed"]).reset_index(drop=True)
+    return out.sort_values(["source", "evaluation", "lang", "size", "objective", "tau", "seed"]).reset_index(drop=True)
 
 
 def best_tau(values: pd.DataFrame, pts: pd.DataFrame) -> pd.DataFrame:
@@ -119,14 +123,14 @@ def best_tau(values: pd.DataFrame, pts: pd.DataFrame) -> pd.DataFrame:
     runner-up tau and their paired difference; the best tau's verdict against the baseline."""
     series = _series(values)
     rows = []
-    seed0 = pts[pts["seed"] == 0]
+    seed0 = pts[(pts["seed"] == 0) & (pts["objective"] == "infonce")]
     for (source, qrels, lang, size), grp in seed0.groupby(["source", "evaluation", "lang", "size"]):
         if len(grp) < 3:
             continue
         ranked = grp.sort_values("mean", ascending=False)
         best, second = ranked.iloc[0], ranked.iloc[1]
-        a = series[(source, lang, int(best["tau"]), size, 0, qrels)]
-        b = series[(source, lang, int(second["tau"]), size, 0, qrels)]
+        a = series[(source, lang, int(best["tau"]), size, 0, "infonce", qrels)]
+        b = series[(source, lang, int(second["tau"]), size, 0, "infonce", qrels)]
         n, delta, low, high, p = _paired(a, b)
         rows.append(dict(source=source, evaluation=qrels, lang=lang, size=size, best_tau=int(best["tau"]),
                          best_mean=best["mean"], runner_up_tau=int(second["tau"]),
