@@ -8,6 +8,8 @@ rows only) and the XQuAD sentence collection. Gives, in data/results/xquad-label
                      appended and fsynced as it arrives, so a killed run resumes
   B_pool.parquet     `table()`: every stored row with its P(0..3), its role ("pool" or
                      "calibration") and position, the rubric grade beside it
+  B_pool_calibration.csv   `calibration_table()`: per language, offsets, kappa before and after
+                     calibration on the pool, AUC, grade shares beside the rubric's, seconds a pair
 
 Which pairs. For each language, the train-split rows in the order the grid draws them
 (`training.pairs._language_order`, seed 0): positions [0, POOL) are the pool (the grid's
@@ -123,8 +125,10 @@ def run(langs=LANGS, threads: int = 1, limit: int | None = None, log=print) -> i
             if limit is not None and done >= limit:
                 break
             pair = Pair(row.query_id, row.doc_id, row.lang, query_text[row.query_id], doc_text[row.doc_id])
+            began = time.perf_counter()
             (judgement,) = b.grade([pair])
-            store.put(b, judgement, lang=row.lang, role=row.role, position=int(row.position))
+            store.put(b, judgement, lang=row.lang, role=row.role, position=int(row.position),
+                      seconds=round(time.perf_counter() - began, 3), threads=threads)
             done += 1
             if done % 50 == 0:
                 rate = (time.perf_counter() - start) / done
@@ -175,6 +179,33 @@ def calibrated_grades(rows: pd.DataFrame, offsets: dict[str, tuple] | None = Non
     return pool
 
 
+def calibration_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per language: the offsets, and on the pool (never used to fit them) B's agreement with
+    the rubric before and after calibration (quadratic kappa), the AUC of B's expected grade
+    for the rubric's grade 3, B's and the rubric's grade shares, and the median seconds a pair
+    (where the store timed them: rows graded after timing was added, one thread, on a machine
+    shared with a fine-tuning run)."""
+    from gradedrel.annotation.agreement import quadratic_kappa
+    from sklearn.metrics import roc_auc_score
+    offsets = fit_language_offsets(rows)
+    pool = calibrated_grades(rows[rows["lang"].isin(offsets)], offsets)
+    out = []
+    for lang, g in pool.groupby("lang"):
+        shares_b = np.bincount(g["score"].astype(int), minlength=4) / len(g)
+        shares_a = np.bincount(g["rubric"], minlength=4) / len(g)
+        timed = rows.loc[rows["lang"] == lang, "seconds"].dropna() if "seconds" in rows else pd.Series(dtype=float)
+        out.append({"lang": lang, "n_calibration": int(((rows["lang"] == lang) & (rows["role"] == "calibration")).sum()),
+                    "offsets": " ".join(f"{o:+g}" for o in offsets[lang]), "n_pool": len(g),
+                    "kappa_raw": quadratic_kappa(g["rubric"], g["score_raw"]),
+                    "kappa_calibrated": quadratic_kappa(g["rubric"], g["score"]),
+                    "auc_grade3": roc_auc_score(g["rubric"] >= 3, g["expected"]) if g["rubric"].nunique() > 1 else np.nan,
+                    **{f"B_share_{k}": shares_b[k] for k in range(4)},
+                    **{f"rubric_share_{k}": shares_a[k] for k in range(4)},
+                    "grade3_share_ratio": shares_b[3] / shares_a[3] if shares_a[3] else np.nan,
+                    "median_seconds": float(timed.median()) if len(timed) else np.nan, "n_timed": len(timed)})
+    return pd.DataFrame(out)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m gradedrel.annotation.pool_labels", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -191,7 +222,10 @@ def main(argv=None) -> int:
         return 0
     t = table()
     t.to_parquet(TABLE, index=False)
+    cal = calibration_table(t)
+    cal.to_csv(FOLDER / "B_pool_calibration.csv", index=False, float_format="%.4g")
     print(t.groupby(["lang", "role"]).size().to_string())
+    print(cal.to_string())
     return 0
 
 
