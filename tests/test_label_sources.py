@@ -228,3 +228,36 @@ def test_label_source_figure_draws_without_overlaps():
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 6        # es has no runs: no column
     assert "n=289" in fig.axes[0].get_title()
     assert text_overlaps(fig) == []
+
+
+def test_label_source_claims_on_made_up_per_question_values():
+    """English gains 0.2 from tau=3 over tau=1, Hindi 0.05 (questions parallel across the two):
+    tau=3 > tau=1 is supported (0.125), the resource claim too (-0.15); the noise-structure
+    claim is untestable without B runs; B - noise = -0.1 once they exist."""
+    from gradedrel.claims import SUPPORTED, UNTESTABLE, claims_table
+    from gradedrel.sweeps import label_tables as lt
+    rng = np.random.default_rng(0)
+    n = 60
+    rows = []
+    for lang, gain in (("en", 0.2), ("hi", 0.05)):
+        base = rng.uniform(0.3, 0.6, n)
+        for tau in (1, 3):
+            for evaluation in lt.EVALUATIONS:
+                value = base + (gain if tau == 3 else 0) + rng.normal(0, 0.01, n)
+                rows += [dict(source="A", lang=lang, tau=tau, size=250, seed=0, objective="infonce",
+                              qrels=evaluation, query_id=f"{lang}:q{i}", value=v) for i, v in enumerate(value)]
+    values = pd.DataFrame(rows)
+    table = claims_table(lt.claims_rows(values, 250, langs=("en", "hi"))).set_index("claim")
+    tau_row = table.loc["rubric labels, sentence relevance: τ=3 trains better than τ=1 (250 instances)"]
+    assert tau_row["effect"] == pytest.approx(0.125, abs=0.005) and tau_row["verdict"] == SUPPORTED
+    assert tau_row["n"] == n
+    resource = table.loc["rubric labels, graded relevance: hi (low resource) gains less from τ=3 over τ=1 "
+                         "than en (high resource)"]
+    assert resource["effect"] == pytest.approx(-0.15, abs=0.005) and resource["verdict"] == SUPPORTED
+    noise = table.loc["sentence relevance: B's own errors cost more than the same rates of random errors"]
+    assert noise["verdict"] == UNTESTABLE
+    b = values.assign(source="B_fast", value=values["value"] - 0.1)
+    sim = values.assign(source="A_Bnoise")
+    table = claims_table(lt.claims_rows(pd.concat([values, b, sim]), 250, langs=("en", "hi"))).set_index("claim")
+    noise = table.loc["sentence relevance: B's own errors cost more than the same rates of random errors"]
+    assert noise["effect"] == pytest.approx(-0.1) and noise["verdict"] == SUPPORTED

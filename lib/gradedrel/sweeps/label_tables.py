@@ -12,6 +12,7 @@ ranked lists, and XQuAD-R's test articles. Gives, in data/results/xquad-labels/:
                                   "infonce"; graded ones "kl", "kl+infonce"): mean, the baseline's, the
                                   paired difference with its 95% t interval, p, BH q over the
                                   whole table, and a verdict by rule (`verdict`)
+  label_source_claims.csv         the claims (claims_rows) at each size, verdicts by gradedrel.claims
   label_source_best_tau.csv       per (source, evaluation, language) at each size, seed 0: the
                                   tau with the highest mean, the runner-up, their paired
                                   difference (interval, p, BH q over the table) and whether the
@@ -36,6 +37,7 @@ from gradedrel.sweeps.analysis import ALPHA, bh_q_values, difference_interval
 FOLDER = RESULTS_DIR / "xquad-labels"
 MEASURE = "nDCG@10"
 BEATS, HURTS, SAME = "beats the baseline", "hurts", "no significant difference"
+EVALUATIONS = ("sentence", "graded", "paragraph")
 KEYS = ["source", "lang", "tau", "size", "seed", "objective"]
 
 
@@ -158,4 +160,84 @@ def write_tables(setup, langs, folder=FOLDER) -> dict[str, pd.DataFrame]:
     values.to_parquet(folder / "label_source_per_query.parquet", index=False, compression="zstd")
     pts.to_csv(folder / "label_source_points.csv", index=False, float_format="%.6g")
     best.to_csv(folder / "label_source_best_tau.csv", index=False, float_format="%.6g")
-    return {"per_query": values, "points": pts, "best_tau": best}
+    from gradedrel.claims import claims_table
+    claims = pd.concat([claims_table(claims_rows(values, size, langs)).assign(size=size)
+                        for size in sorted(set(pts["size"]))] if len(pts) else [claims_table([])])
+    claims.to_csv(folder / "label_source_claims.csv", index=False, float_format="%.6g")
+    return {"per_query": values, "points": pts, "best_tau": best, "claims": claims}
+
+
+# --- claims ---------------------------------------------------------------------------------
+
+SOURCE_NAMES = {"A": "rubric", "A_Bnoise": "rubric + B's noise (simulated)", "B_fast": "B"}
+
+
+def _by_question(values: pd.DataFrame, source: str, tau: int, size: int, evaluation: str,
+                 langs) -> pd.DataFrame | None:
+    """question base id x language values of one threshold run per language (seed 0), or
+    None where a language lacks the run."""
+    sel = values[(values["source"] == source) & (values["tau"] == tau) & (values["size"] == size)
+                 & (values["seed"] == 0) & (values["objective"] == "infonce")
+                 & (values["qrels"] == evaluation) & values["lang"].isin(langs)]
+    if sel["lang"].nunique() < len(langs):
+        return None
+    return sel.assign(base=sel["query_id"].str.split(":", n=1).str[1]).pivot_table(
+        index="base", columns="lang", values="value")
+
+
+def claims_rows(values: pd.DataFrame, size: int, langs=("en", "es", "ar", "hi"),
+                low_lang: str = "hi", high_lang: str = "en") -> list[dict]:
+    """The label-source claims at one size, each over questions (a question is one unit in
+    every language: XQuAD's questions are translations, so per-language differences are
+    averaged per question first):
+
+    * per source and evaluation, "tau=3 trains better than tau=1" (the paper's Table 2 change),
+      over the languages that have both runs; BH over these rows;
+    * per source and evaluation, the paper's resource finding: the lower-resource language
+      (`low_lang`, Hindi: CC-100 20 GiB) gains less from tau=3 over tau=1 than the
+      higher-resource one (`high_lang`, English: 301 GiB); BH over these rows;
+    * per evaluation, "B's real errors cost more than the same rates of random errors": B's
+      runs minus the simulated-noise runs, averaged over tau and languages; BH over these rows.
+    Rows whose runs are missing are "untestable here" with the reason."""
+    from gradedrel.claims import mean_test, row, untestable
+    out = []
+    for source, name in SOURCE_NAMES.items():
+        for evaluation in EVALUATIONS:
+            have = [lang for lang in langs
+                    if _by_question(values, source, 1, size, evaluation, [lang]) is not None
+                    and _by_question(values, source, 3, size, evaluation, [lang]) is not None]
+            claim = f"{name} labels, {evaluation} relevance: τ=3 trains better than τ=1 ({size} instances)"
+            if not have:
+                out.append(untestable(claim, "no language has both runs yet"))
+                continue
+            diff = (_by_question(values, source, 3, size, evaluation, have)
+                    - _by_question(values, source, 1, size, evaluation, have)).mean(axis=1)
+            out.append(row(claim, f"paired t over questions, mean of {', '.join(have)}", direction=1,
+                           family="τ=3 vs τ=1 rows", **mean_test(diff)))
+    for source, name in SOURCE_NAMES.items():
+        for evaluation in EVALUATIONS:
+            claim = (f"{name} labels, {evaluation} relevance: {low_lang} (low resource) gains less from "
+                     f"τ=3 over τ=1 than {high_lang} (high resource)")
+            frames = [_by_question(values, source, t, size, evaluation, [low_lang, high_lang]) for t in (1, 3)]
+            if any(f is None for f in frames):
+                out.append(untestable(claim, f"the τ=1 and τ=3 runs of {low_lang} and {high_lang} are not all run yet"))
+                continue
+            gain = frames[1] - frames[0]
+            out.append(row(claim, "paired t over questions of the gain difference", direction=-1,
+                           family="resource rows", **mean_test(gain[low_lang] - gain[high_lang])))
+    for evaluation in EVALUATIONS:
+        claim = f"{evaluation} relevance: B's own errors cost more than the same rates of random errors"
+        diffs = []
+        for tau in (1, 2, 3):
+            for lang in langs:
+                b = _by_question(values, "B_fast", tau, size, evaluation, [lang])
+                noise = _by_question(values, "A_Bnoise", tau, size, evaluation, [lang])
+                if b is not None and noise is not None:
+                    diffs.append((b - noise)[lang].rename(f"{lang}{tau}"))
+        if not diffs:
+            out.append(untestable(claim, "no language has both B and simulated-noise runs yet"))
+            continue
+        per_question = pd.concat(diffs, axis=1).mean(axis=1)
+        out.append(row(claim, f"paired t over questions, mean of {len(diffs)} (τ, language) runs",
+                       direction=-1, family="noise-structure rows", **mean_test(per_question)))
+    return out
