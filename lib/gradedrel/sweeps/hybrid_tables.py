@@ -43,6 +43,13 @@ def stored_per_query(setup, specs) -> dict:
     return out
 
 
+def progress_line(setup, specs) -> str:
+    """How many of the planned runs the store holds, and which are missing."""
+    missing = [s.label() for s in specs if not setup.store.is_finished(setup.config_hash(s))]
+    line = f"{len(specs) - len(missing)} of {len(specs)} planned runs stored"
+    return line + (f"; not yet run: {', '.join(missing)}" if missing else "")
+
+
 def question_values(setup, specs) -> dict:
     """{model label: per-question frame (setting, measure, base_id, value)}: each finished
     zero-shot / alpha run; an alpha with several finished seeds also as "alpha=A (mean of
