@@ -261,3 +261,13 @@ def test_label_source_claims_on_made_up_per_question_values():
     table = claims_table(lt.claims_rows(pd.concat([values, b, sim]), 250, langs=("en", "hi"))).set_index("claim")
     noise = table.loc["sentence relevance: B's own errors cost more than the same rates of random errors"]
     assert noise["effect"] == pytest.approx(-0.1) and noise["verdict"] == SUPPORTED
+
+
+def test_baseline_table_means_per_language_and_evaluation():
+    from gradedrel.sweeps import label_tables as lt
+    values = pd.DataFrame({"source": ["baseline"] * 4 + ["A"], "lang": ["en", "en", "en", "hi", "en"],
+                           "qrels": ["sentence", "sentence", "graded", "sentence", "sentence"],
+                           "value": [1.0, 0.5, 0.2, 0.4, 0.0]})
+    got = lt.baseline_table(values).set_index(["lang", "evaluation"])
+    assert got.loc[("en", "sentence"), "mean"] == 0.75 and got.loc[("en", "sentence"), "n"] == 2
+    assert got.loc[("hi", "sentence"), "mean"] == 0.4 and len(got) == 3

@@ -9,7 +9,7 @@ from gradedrel.config import RunArgumentError, check_run, main, notebook_profile
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-NUMBERS = "00 01 02 03 04 05 06"
+NUMBERS = "00 01 02 03 04 05 06 07 08"     # stated by hand: a notebook the check loses fails
 
 
 def ran(plan) -> list[str]:
@@ -22,7 +22,7 @@ def test_every_notebook_without_only_and_exact_numbers_with_it():
     assert ran(check_run(NOTEBOOKS, "xquad", only="06, 00")) == ["00", "06"]
 
 
-@pytest.mark.parametrize("only", ["0", "", "3", "07", "03,", "03_threshold_sweep", "all"])
+@pytest.mark.parametrize("only", ["0", "", "3", "99", "03,", "03_threshold_sweep", "all"])
 def test_only_refuses_anything_but_notebook_numbers(only):
     with pytest.raises(RunArgumentError, match=rf"--only {only!r}: .* not a notebook number; "
                                                rf"--only takes two-digit numbers, comma-separated, of: {NUMBERS}$"):

@@ -206,6 +206,16 @@ def calibration_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def write_snapshot(rubric_rows: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The store as it is now, as B_pool.parquet and B_pool_calibration.csv: what notebook 08
+    and the label-source tables read (the store itself grows while B grades)."""
+    t = table(rubric_rows)
+    t.to_parquet(TABLE, index=False)
+    cal = calibration_table(t)
+    cal.to_csv(FOLDER / "B_pool_calibration.csv", index=False, float_format="%.4g")
+    return t, cal
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m gradedrel.annotation.pool_labels", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -220,10 +230,7 @@ def main(argv=None) -> int:
         n = run(args.langs, args.threads, args.limit, log=lambda m: print(m, flush=True))
         print(f"graded {n} pairs", flush=True)
         return 0
-    t = table()
-    t.to_parquet(TABLE, index=False)
-    cal = calibration_table(t)
-    cal.to_csv(FOLDER / "B_pool_calibration.csv", index=False, float_format="%.4g")
+    t, cal = write_snapshot()
     print(t.groupby(["lang", "role"]).size().to_string())
     print(cal.to_string())
     return 0

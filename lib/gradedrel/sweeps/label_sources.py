@@ -25,7 +25,7 @@ the fingerprint of its own language's rows only (`LabelSourceSetup`), so a langu
 completes later leaves the finished runs of the others valid.
 
     python -m gradedrel.sweeps.label_sources run [--follow] [--dry-run]
-    python -m gradedrel.sweeps.label_sources table
+    python -m gradedrel.sweeps.label_sources table    # B's snapshot and the tables, from the stores
 """
 from __future__ import annotations
 
@@ -215,7 +215,10 @@ def main(argv=None) -> int:
         return 0
     from gradedrel.config import profile_config
     from gradedrel.sweeps.label_tables import write_tables
-    tables = write_tables(prepare(build_checkpoint=False), profile_config(PROFILE)["finetune_langs"])
+    from gradedrel.annotation.pool_labels import inputs, write_snapshot
+    cfg = profile_config(PROFILE)
+    b_table, _ = write_snapshot(inputs()[0])
+    tables = write_tables(prepare(cfg, build_checkpoint=False, b_table=b_table), cfg["finetune_langs"], specs(cfg))
     print(tables["points"].groupby(["source", "evaluation"]).size().to_string())
     return 0
 

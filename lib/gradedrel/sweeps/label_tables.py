@@ -49,12 +49,15 @@ def verdict(delta: float, q: float) -> str:
     return SAME
 
 
-def per_query(store, eval_collection, langs) -> pd.DataFrame:
+def per_query(store, eval_collection, langs, hashes=None) -> pd.DataFrame:
     """Per-query values of every finished run's target pair (the baseline's on each of
     `langs`) under the three relevance definitions; columns KEYS + qrels, query_id, value
-    (the baseline's source is "baseline", tau and size 0)."""
+    (the baseline's source is "baseline", tau and size 0). `hashes`: only these runs (the
+    grid's; a store may hold runs of an earlier recipe)."""
     from gradedrel.retrieval.ranked_lists import evaluate_ranked
     records = store.records()
+    if hashes is not None:
+        records = records[records["config_hash"].isin(set(hashes))]
     queries, corpus = eval_collection.queries, eval_collection.corpus
     parts = []
     for rec in records.to_dict("records"):
@@ -150,10 +153,13 @@ def best_tau(values: pd.DataFrame, pts: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_tables(setup, langs, folder=FOLDER) -> dict[str, pd.DataFrame]:
-    """Compute and write the three tables from `setup`'s store (label_sources.prepare with
-    build_checkpoint=False: no model is loaded) for the languages `langs`."""
-    values = per_query(setup.store, setup.eval_collection, langs)
+def write_tables(setup, langs, specs, folder=FOLDER) -> dict[str, pd.DataFrame]:
+    """Compute and write the tables from `setup`'s store (label_sources.prepare with
+    build_checkpoint=False: no model is loaded) for the languages `langs`, reading the runs
+    of `specs` (the grid's configurations) and the baseline only."""
+    from gradedrel.sweeps.grid import BASELINE
+    hashes = {setup.config_hash(s) for s in [BASELINE, *specs]}
+    values = per_query(setup.store, setup.eval_collection, langs, hashes)
     pts = points(values)
     best = best_tau(values, pts)
     folder.mkdir(parents=True, exist_ok=True)
@@ -241,3 +247,31 @@ def claims_rows(values: pd.DataFrame, size: int, langs=("en", "es", "ar", "hi"),
         out.append(row(claim, f"paired t over questions, mean of {len(diffs)} (τ, language) runs",
                        direction=-1, family="noise-structure rows", **mean_test(per_question)))
     return out
+
+
+# --- the un-fine-tuned model under the three definitions (notebook 08's check) -------------
+
+def baseline_table(values: pd.DataFrame) -> pd.DataFrame:
+    """lang x evaluation mean nDCG@10 (and n) of the baseline rows of a per-query table."""
+    base = values[values["source"] == "baseline"] if "source" in values else values
+    lang_col = "lang" if "lang" in base else "query_lang"
+    return (base.groupby([lang_col, "qrels"])["value"].agg(["size", "mean"])
+            .rename(columns={"size": "n"}).rename_axis(["lang", "evaluation"]).reset_index())
+
+
+def fresh_baseline(setup, langs, depth: int = 100) -> pd.DataFrame:
+    """`baseline_table` of the un-fine-tuned model computed now: each language's questions
+    against its sentences, ranked to `depth`, scored under the three definitions."""
+    import dataclasses
+
+    from gradedrel.retrieval.ranked_lists import evaluate_ranked
+    from gradedrel.sweeps.grid import RunSpec, evaluate_model
+    setup = dataclasses.replace(setup, ranked_depth=depth)
+    model = setup.fresh_model()
+    frames = []
+    for lang in langs:
+        ranked: list = []
+        evaluate_model(setup, model, RunSpec((lang,), 3, 1), ranked_out=ranked)
+        frames.append(evaluate_ranked(ranked[0], setup.eval_collection.queries, setup.eval_collection.corpus,
+                                      measures=(MEASURE,)))
+    return baseline_table(pd.concat(frames, ignore_index=True))
