@@ -162,12 +162,13 @@ LANG_ORDER = ("en", "es", "ar", "hi")      # pool_labels grades B's pools in thi
 
 def priority(spec: grid.RunSpec) -> tuple:
     """The order runs are taken in, so that a stopped grid leaves whole comparisons: seed 0
-    before other seeds, the threshold runs before the graded objectives, the smaller size
-    first (a language's three sources at 250 cost about a quarter of those at 1000), then
-    language in the order B's pools are graded, source, tau."""
-    return (spec.seed != 0, spec.objective != "infonce", int(spec.size),
+    before other seeds, the smaller size first (a language's three sources at 250 cost about a
+    quarter of those at 1000), then language in the order B's pools are graded, source, the
+    threshold runs before the graded objectives (which sit beside them at the larger size),
+    tau."""
+    return (spec.seed != 0, int(spec.size),
             LANG_ORDER.index(spec.target) if spec.target in LANG_ORDER else len(LANG_ORDER),
-            list(SOURCES).index(spec.annotator), spec.tau)
+            list(SOURCES).index(spec.annotator), spec.objective != "infonce", spec.tau)
 
 
 def run(follow: bool = False, dry_run: bool = False, log=print) -> None:
