@@ -271,3 +271,28 @@ def test_baseline_table_means_per_language_and_evaluation():
     got = lt.baseline_table(values).set_index(["lang", "evaluation"])
     assert got.loc[("en", "sentence"), "mean"] == 0.75 and got.loc[("en", "sentence"), "n"] == 2
     assert got.loc[("hi", "sentence"), "mean"] == 0.4 and len(got) == 3
+
+
+def test_headline_rows_at_the_largest_size_covering_every_language():
+    from gradedrel.claims import COLUMNS, claims_table
+    from gradedrel.sweeps import label_tables as lt
+
+    def table(size, langs):
+        rows = []
+        for source, name in lt.SOURCE_NAMES.items():
+            for evaluation in lt.EVALUATIONS:
+                rows.append(dict(claim=f"{name} labels, {evaluation} relevance: τ=3 trains better than τ=1 ({size} instances)",
+                                 test=f"paired t over questions, mean of {', '.join(langs)}", n=9, effect=0.1,
+                                 ci_low=0.05, ci_high=0.15, p=0.01, correction="none", q=0.01, verdict="supported"))
+                rows.append(dict(claim=f"{name} labels, {evaluation} relevance: hi (low resource) gains less from "
+                                       f"τ=3 over τ=1 than en (high resource)", test="t", n=9, effect=-0.1,
+                                 ci_low=-0.15, ci_high=-0.05, p=0.01, correction="none", q=0.01, verdict="supported"))
+        return pd.DataFrame(rows).assign(size=size)
+    both = pd.concat([table(250, ["en", "es", "ar", "hi"]), table(1000, ["en", "es"])])
+    got = lt.headline(both)
+    assert list(got.columns) == COLUMNS and len(got) == 4
+    assert got["claim"].str.contains("(250 instances)", regex=False).iloc[:3].all()
+    assert got["claim"].iloc[1].startswith("rubric labels, graded")
+    assert got["claim"].iloc[3].startswith("B labels, sentence relevance: hi")
+    full = lt.headline(pd.concat([table(250, ["en", "es", "ar", "hi"]), table(1000, ["en", "es", "ar", "hi"])]))
+    assert len(full) == 4 and full["claim"].iloc[0].endswith("(1000 instances)")

@@ -275,3 +275,21 @@ def fresh_baseline(setup, langs, depth: int = 100) -> pd.DataFrame:
         frames.append(evaluate_ranked(ranked[0], setup.eval_collection.queries, setup.eval_collection.corpus,
                                       measures=(MEASURE,)))
     return baseline_table(pd.concat(frames, ignore_index=True))
+
+
+HEADLINES = (("A", "sentence", "τ=3 trains better than τ=1"), ("A", "graded", "τ=3 trains better than τ=1"),
+             ("B_fast", "sentence", "τ=3 trains better than τ=1"), ("B_fast", "sentence", "gains less from"))
+
+
+def headline(claims: pd.DataFrame, langs=("en", "es", "ar", "hi")) -> pd.DataFrame:
+    """The rows the README quotes (HEADLINES), at the largest size whose rubric sentence row
+    covers every language (else the smallest size run): claims' COLUMNS, no size column."""
+    from gradedrel.claims import COLUMNS
+    sizes = sorted(set(claims["size"]))
+    covered = [s for s in sizes if claims[(claims["size"] == s) & claims["claim"].str.startswith(
+        f"{SOURCE_NAMES['A']} labels, sentence relevance: τ=3") & claims["test"].str.endswith(", ".join(langs))].shape[0]]
+    size = (covered or sizes)[-1 if covered else 0]
+    mine = claims[claims["size"] == size]
+    rows = [mine[mine["claim"].str.startswith(f"{SOURCE_NAMES[source]} labels, {evaluation} relevance")
+                 & mine["claim"].str.contains(text, regex=False)] for source, evaluation, text in HEADLINES]
+    return pd.concat(rows)[COLUMNS].reset_index(drop=True)
