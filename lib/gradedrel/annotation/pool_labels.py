@@ -45,7 +45,7 @@ import pandas as pd
 from gradedrel.paths import RESULTS_DIR
 
 MODEL = "qwen2.5-coder-1.5b-instruct"
-LANGS = ("en", "es", "ar", "hi")
+LANGS = ("en", "hi", "es", "ar")      # hi second: the low-resource end of the resource claim
 POOL = 1000
 CALIBRATION = 60
 # calibration keeps every grade's share within this factor of the rubric's: kappa alone

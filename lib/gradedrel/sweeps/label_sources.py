@@ -157,7 +157,7 @@ def specs(cfg: dict) -> list[grid.RunSpec]:
         [s for s in threshold if s.annotator != "A"] + [s for s in graded if s.annotator != "A"]
 
 
-LANG_ORDER = ("en", "es", "ar", "hi")      # pool_labels grades B's pools in this order
+LANG_ORDER = ("en", "hi", "es", "ar")      # pool_labels grades B's pools in this order
 
 
 def priority(spec: grid.RunSpec) -> tuple:
