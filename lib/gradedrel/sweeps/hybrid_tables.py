@@ -8,6 +8,8 @@ first (retrieval/lareqa.per_question), since translations of one question are no
 independent. Intervals: 95% percentile bootstrap over questions (metrics.mean_with_interval)
 for means, Student-t for paired differences (analysis.difference_interval); p from a paired
 t-test (metrics.paired_test); q: Benjamini-Hochberg over all rows of the tests table.
+Tests between alpha values use the first seed (every alpha has it); a second seed at some
+alpha values is set against the first in its own table, the yardstick for those differences.
 """
 from __future__ import annotations
 
@@ -106,22 +108,45 @@ def _series(values: pd.DataFrame, setting: str, measure: str) -> pd.Series:
     return v.set_index("base_id")["value"].astype(float)
 
 
+def first_seed_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The alpha rows of the first seed (the seed every alpha has), one an alpha."""
+    rows = table[table["alpha"].notna() & (table["seed"].astype(str) != "mean")]
+    first = min(int(x) for x in rows["seed"]) if len(rows) else 0
+    return rows[rows["seed"].astype(int) == first].sort_values("alpha")
+
+
 def paired_tests(setup, specs) -> pd.DataFrame:
     """Every alpha against the zero-shot model and every pair of alpha values, on X-X, X-Y
-    and pooled mAP and on language bias: the mean difference a - b over questions, its 95%
-    t-interval, the paired t-test's p and BH q over the table's rows. An alpha with several
-    seeds enters with its seed-averaged values."""
+    and pooled mAP and on language bias, at the first seed (the one every alpha has; the
+    second seeds are the yardstick in `seed_table`): the mean difference a - b over
+    questions, its 95% t-interval, the paired t-test's p and BH q over the table's rows."""
     values = question_values(setup, specs)
-    alphas = {}
-    for spec in specs:
-        if spec.is_zero_shot or spec.label() not in values:
-            continue
-        multi = f"alpha={spec.alpha:g} (mean of"
-        label = next((k for k in values if k.startswith(multi)), spec.label())
-        alphas.setdefault(spec.alpha, label)
-    models = sorted(alphas.items())
+    fine = [sp for sp in specs if not sp.is_zero_shot and sp.label() in values]
+    first = min((sp.seed for sp in fine), default=0)
+    models = sorted((sp.alpha, sp.label()) for sp in fine if sp.seed == first)
     pairs = [((a, la), (None, "zero-shot")) for a, la in models if "zero-shot" in values]
     pairs += [((a, la), (b, lb)) for (a, la), (b, lb) in itertools.combinations(models, 2)]
+    return _tests(values, pairs)
+
+
+def seed_table(setup, specs) -> pd.DataFrame:
+    """For each alpha with more than one finished seed: every other seed minus the first,
+    the same measures, intervals and tests (BH over this table's rows): how far a second
+    seed moves a run, the yardstick for differences between alpha values."""
+    values = question_values(setup, specs)
+    fine = [sp for sp in specs if not sp.is_zero_shot and sp.label() in values]
+    first = min((sp.seed for sp in fine), default=0)
+    by_alpha: dict = {}
+    for sp in fine:
+        by_alpha.setdefault(sp.alpha, []).append(sp)
+    pairs = []
+    for alpha, runs in sorted(by_alpha.items()):
+        base = [r for r in runs if r.seed == first]
+        pairs += [((alpha, r.label()), (alpha, base[0].label())) for r in runs if r.seed != first and base]
+    return _tests(values, pairs)
+
+
+def _tests(values: dict, pairs) -> pd.DataFrame:
     rows = []
     for (a, la), (b, lb) in pairs:
         for setting, measure in TESTED:
@@ -157,18 +182,16 @@ STRATEGY = {1.0: "X-X (mono batches; LAReQA's X-X-mono)", 0.0: "X-Y (cross batch
 
 
 def beside_paper(table: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
-    """Our zero-shot row and our alpha = 1 / 0 / 0.5 rows (seed-averaged where there are
-    several seeds) beside the published rows, on the three mAPs."""
+    """Our zero-shot row and our alpha = 1 / 0 / 0.5 rows (first seed, as the tests) beside
+    the published rows, on the three mAPs."""
     ours = []
     zero = table[table["model"] == "zero-shot"]
     if len(zero):
         ours.append(("me5-small (4-bit, pruned)", "zero-shot", zero.iloc[0]))
+    first = first_seed_rows(table).set_index("alpha")
     for alpha, name in STRATEGY.items():
-        rows = table[table["alpha"] == alpha]
-        if not len(rows):
-            continue
-        pick = rows[rows["seed"] == "mean"] if (rows["seed"] == "mean").any() else rows.iloc[[0]]
-        ours.append(("me5-small (4-bit, pruned)", name, pick.iloc[0]))
+        if alpha in first.index:
+            ours.append(("me5-small (4-bit, pruned)", name, first.loc[alpha]))
     mine = pd.DataFrame([{"model": m, "training": t, "X-X mAP": r["X-X mAP"], "X-Y mAP": r["X-Y mAP"],
                           "pooled mAP": r["pooled mAP"], "source": "this study (notebook 07)"}
                          for m, t, r in ours])
@@ -190,12 +213,11 @@ def cost_table(setup, specs) -> pd.DataFrame:
 
 def findings(table: pd.DataFrame, tests: pd.DataFrame) -> list[str]:
     """The seed's claim, checked: is alpha around 0.5 best on all three mAPs, and its
-    language bias the lowest? Read from the seed-0 (or seed-averaged) rows and the paired
+    language bias the lowest? Read from the first seed's rows and the paired
     tests' BH q."""
-    rows = table[table["alpha"].notna()]
+    rows = first_seed_rows(table)
     if rows.empty:
         return ["No fine-tuned run is stored yet."]
-    rows = rows.sort_values("seed", key=lambda s: s.astype(str) != "mean").drop_duplicates("alpha")
     lines = []
     for col, best in (("X-X mAP", "max"), ("X-Y mAP", "max"), ("pooled mAP", "max"),
                       ("language bias", "min")):
@@ -223,17 +245,18 @@ def findings(table: pd.DataFrame, tests: pd.DataFrame) -> list[str]:
 
 
 def alpha_figure(table: pd.DataFrame, profile: str):
-    """Two panels against alpha (seed-0 rows, seed means where there are several): the three
-    mAPs, and language bias, with 95% intervals; the zero-shot values as dashed lines."""
+    """Two panels against alpha (the first seed's runs, with 95% intervals; crosses: other
+    seeds): the three mAPs, and language bias; the zero-shot values as dashed lines."""
     import matplotlib.pyplot as plt
-    rows = table[table["alpha"].notna()]
-    rows = rows.sort_values("seed", key=lambda s: s.astype(str) != "mean").drop_duplicates("alpha")
-    rows = rows.sort_values("alpha")
+    rows = first_seed_rows(table)
+    others = table[table["alpha"].notna() & (table["seed"].astype(str) != "mean")
+                   & ~table["model"].isin(rows["model"])]
     zero = table[table["model"] == "zero-shot"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for col, color in (("X-X mAP", "C0"), ("X-Y mAP", "C1"), ("pooled mAP", "C2")):
         err = np.vstack([rows[col] - rows[f"{col} low"], rows[f"{col} high"] - rows[col]])
         ax1.errorbar(rows["alpha"], rows[col], yerr=err, marker="o", capsize=3, color=color, label=col)
+        ax1.scatter(others["alpha"], others[col], marker="x", color=color, zorder=3)
         if len(zero):
             ax1.axhline(zero.iloc[0][col], color=color, linestyle="--", linewidth=0.8)
     ax1.set_xlabel("alpha (share of monolingual batches)")
@@ -242,24 +265,27 @@ def alpha_figure(table: pd.DataFrame, profile: str):
     col = "language bias"
     err = np.vstack([rows[col] - rows[f"{col} low"], rows[f"{col} high"] - rows[col]])
     ax2.errorbar(rows["alpha"], rows[col], yerr=err, marker="o", capsize=3, color="C3")
+    ax2.scatter(others["alpha"], others[col], marker="x", color="C3", zorder=3)
     if len(zero):
         ax2.axhline(zero.iloc[0][col], color="C3", linestyle="--", linewidth=0.8)
     ax2.set_xlabel("alpha (share of monolingual batches)")
     ax2.set_ylabel("max - min rank of the 11 answers (pooled)")
-    fig.suptitle(f"Hybrid batches, me5-small, XQuAD-R test articles ({profile}); 95% intervals over questions",
+    fig.suptitle(f"Hybrid batches, me5-small, XQuAD-R test articles ({profile}); 95% intervals over "
+                 "questions; x: a second seed",
                  fontsize=10)
     fig.tight_layout()
     return fig
 
 
 def write_tables(setup, specs) -> dict:
-    """Write 07_alpha_table, 07_paired_tests, 07_beside_paper and 07_run_costs for the
+    """Write 07_alpha_table, 07_paired_tests, 07_seed_tests, 07_beside_paper and 07_run_costs for the
     setup's profile; returns their paths."""
     from gradedrel import results
     table = alpha_table(setup, specs)
     tests = paired_tests(setup, specs)
     out = {"07_alpha_table": results.save_table(table, setup.profile, "07_alpha_table"),
            "07_paired_tests": results.save_table(tests, setup.profile, "07_paired_tests"),
+           "07_seed_tests": results.save_table(seed_table(setup, specs), setup.profile, "07_seed_tests"),
            "07_beside_paper": results.save_table(beside_paper(table, paper_rows()), setup.profile,
                                                  "07_beside_paper"),
            "07_run_costs": results.save_table(cost_table(setup, specs), setup.profile, "07_run_costs")}
