@@ -224,6 +224,7 @@ def test_label_source_figure_draws_without_overlaps():
             for e in label_plots.EVALUATIONS]
     pts = pd.DataFrame(rows)
     graded = pts[pts["tau"] == 3].assign(objective="kl")
+    assert len(label_plots.tau_by_source(pts, 250, ["en"], graded=graded.assign(size=1000)).axes[0].get_xticks()) == 3
     fig = label_plots.tau_by_source(pts, 250, ["en", "es", "hi"], graded=graded)
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 6        # es has no runs: no column
     assert "n=289" in fig.axes[0].get_title()

@@ -26,6 +26,9 @@ def tau_by_source(points: pd.DataFrame, size: int, langs, graded: pd.DataFrame |
     fig, axes = plt.subplots(len(EVALUATIONS), max(1, len(langs)), figsize=(3.2 * max(1, len(langs)), 7.6),
                              squeeze=False, sharex=True)
     mine = points[(points["size"] == size) & (points["seed"] == 0)]
+    if graded is not None:
+        graded = graded[graded["size"] == size]
+        graded = graded if len(graded) else None
     for r, evaluation in enumerate(EVALUATIONS):
         for c, lang in enumerate(langs):
             ax = axes[r][c]
@@ -42,7 +45,7 @@ def tau_by_source(points: pd.DataFrame, size: int, langs, graded: pd.DataFrame |
                            facecolors=[colour if q < alpha else "white" for q in g["q"]])
                 if graded is not None:
                     gg = graded[(graded["evaluation"] == evaluation) & (graded["lang"] == lang)
-                                & (graded["source"] == source) & (graded["size"] == size)]
+                                & (graded["source"] == source)]
                     for _, row in gg.iterrows():
                         gx = OBJECTIVE_X[row["objective"]] + (k - 1) * 0.08
                         ax.errorbar([gx], [row["delta"]], yerr=[[row["delta"] - row["ci_low"]],
@@ -51,7 +54,7 @@ def tau_by_source(points: pd.DataFrame, size: int, langs, graded: pd.DataFrame |
                                     mfc=colour if row["q"] < alpha else "white")
             n = int(panel["n"].max()) if len(panel) else 0
             ax.set_title(f"{lang}, {evaluation} (n={n})", fontsize=9)
-            ticks = [1, 2, 3] + (list(OBJECTIVE_X.values()) if graded is not None and len(graded) else [])
+            ticks = [1, 2, 3] + (list(OBJECTIVE_X.values()) if graded is not None else [])
             ax.set_xticks(ticks)
             ax.set_xticklabels(["τ1", "τ2", "τ3"] + (["KL", "KL+I"] if len(ticks) > 3 else []), fontsize=8)
             ax.tick_params(axis="y", labelsize=8)
