@@ -475,27 +475,23 @@ def run_one(setup: SweepSetup, spec: RunSpec) -> tuple[dict, pd.DataFrame]:
               "annotator_name": setup.annotator_names.get(spec.annotator)}
     start = time.perf_counter()
     model = setup.fresh_model()
-    if not spec.is_baseline and spec.objective != "infonce":
-        from gradedrel.sweeps.graded_runs import graded_fine_tune
-        outcome, extra = graded_fine_tune(setup, spec, model)
+    if not spec.is_baseline:
+        if spec.objective != "infonce":
+            from gradedrel.sweeps.graded_runs import graded_fine_tune
+            outcome, extra = graded_fine_tune(setup, spec, model)
+        else:
+            pairs, counts = training_pairs(setup, spec)
+            mask = false_negative_mask(setup, spec, pairs)
+            from gradedrel.training.masked_infonce import MaskedInfoNCELoss
+            loss = MaskedInfoNCELoss(model, mask, scale=setup.recipe.loss_scale)
+            outcome = fine_tune(model, pairs, setup.recipe, seed=spec.seed, loss=loss)
+            extra = dict(counts=counts, masked_negatives=mask.masked, in_batch_negatives=mask.candidates)
+        # the trained weights are no longer the checkpoint's: no embedding cache for them
         model.model_id = None
         record.update(extra, steps=outcome.steps, train_seconds=outcome.seconds,
                       seconds_per_step=round(outcome.seconds / max(outcome.steps, 1), 3),
                       train_loss=outcome.train_loss, n_pairs=outcome.pairs,
                       gradient_checkpointing=outcome.gradient_checkpointing)
-    elif not spec.is_baseline:
-        pairs, counts = training_pairs(setup, spec)
-        mask = false_negative_mask(setup, spec, pairs)
-        from gradedrel.training.masked_infonce import MaskedInfoNCELoss
-        loss = MaskedInfoNCELoss(model, mask, scale=setup.recipe.loss_scale)
-        outcome = fine_tune(model, pairs, setup.recipe, seed=spec.seed, loss=loss)
-        # the trained weights are no longer the checkpoint's: no embedding cache for them
-        model.model_id = None
-        record.update(counts=counts, steps=outcome.steps, train_seconds=outcome.seconds,
-                      seconds_per_step=round(outcome.seconds / max(outcome.steps, 1), 3),
-                      train_loss=outcome.train_loss, n_pairs=outcome.pairs,
-                      gradient_checkpointing=outcome.gradient_checkpointing,
-                      masked_negatives=mask.masked, in_batch_negatives=mask.candidates)
     eval_start = time.perf_counter()
     ranked: list = []
     per_query = evaluate_model(setup, model, spec, ranked_out=ranked)

@@ -89,7 +89,8 @@ def sources(rubric_rows: pd.DataFrame, b_table: pd.DataFrame | None, langs) -> d
     from gradedrel.annotation.pool_labels import calibrated_grades, complete_languages
     a = instance_rows(rubric_rows, langs)
     out = {"A": a}
-    done = [lang for lang in langs if b_table is not None and lang in complete_languages(b_table)]
+    complete = complete_languages(b_table) if b_table is not None else []
+    done = [lang for lang in langs if lang in complete]
     if not done:
         return out
     b = calibrated_grades(b_table[b_table["lang"].isin(done)])
@@ -147,14 +148,9 @@ def graded_specs(cfg: dict) -> list[grid.RunSpec]:
 
 
 def specs(cfg: dict) -> list[grid.RunSpec]:
-    """The grid: every source x language x tau x size (sources outermost, rubric first) with
-    seed 1 at the smaller size; then the graded objectives. The rubric's graded runs come
-    right after the rubric's grid (B's wait for B's labels anyway)."""
-    threshold = grid.study_grid(cfg, "03")
-    graded = graded_specs(cfg)
-    rubric = [s for s in threshold if s.annotator == "A"]
-    return rubric + [s for s in graded if s.annotator == "A"] + \
-        [s for s in threshold if s.annotator != "A"] + [s for s in graded if s.annotator != "A"]
+    """The grid: every source x language x tau x size with seed 1 at the smaller size, and
+    the graded objectives (`run` takes them in `priority` order)."""
+    return grid.study_grid(cfg, "03") + graded_specs(cfg)
 
 
 LANG_ORDER = ("en", "hi", "es", "ar")      # pool_labels grades B's pools in this order

@@ -10,7 +10,7 @@ beside it.
                                     doc_lang, query_id, measure, value)
   FOLDER/ranked/HASH.parquet        where the sweep asks for them (SweepSetup.ranked_depth):
                                     its ranked lists (query_lang, doc_lang, query_id, doc_id,
-                                    rank, score), so new relevance judgements need no retraining
+                                    rank), so new relevance judgements need no retraining
 
 A record is appended only when its run ends, after its per-query file is in place, so an
 interrupted sweep leaves no half-written configuration behind. A finished configuration is
@@ -91,19 +91,19 @@ class RunStore:
     def ranked_path(self, config_hash: str) -> Path:
         return self.folder / "ranked" / f"{config_hash}.parquet"
 
-    def ranked(self, config_hash: str) -> pd.DataFrame:
-        path = self.ranked_path(config_hash)
+    @staticmethod
+    def _read(path: Path, what: str, config_hash: str, text_columns) -> pd.DataFrame:
         if not path.exists():
-            raise KeyError(f"no ranked lists stored for configuration {config_hash}")
-        return pd.read_parquet(path).astype({"query_lang": str, "doc_lang": str,
-                                             "query_id": str, "doc_id": str})
+            raise KeyError(f"no {what} stored for configuration {config_hash}")
+        return pd.read_parquet(path).astype({c: str for c in text_columns})
+
+    def ranked(self, config_hash: str) -> pd.DataFrame:
+        return self._read(self.ranked_path(config_hash), "ranked lists", config_hash,
+                          ("query_lang", "doc_lang", "query_id", "doc_id"))
 
     def per_query(self, config_hash: str) -> pd.DataFrame:
-        path = self.per_query_path(config_hash)
-        if not path.exists():
-            raise KeyError(f"no per-query metrics stored for configuration {config_hash}")
-        return pd.read_parquet(path).astype({"query_lang": str, "doc_lang": str,
-                                             "query_id": str, "measure": str})
+        return self._read(self.per_query_path(config_hash), "per-query metrics", config_hash,
+                          ("query_lang", "doc_lang", "query_id", "measure"))
 
     # --- writing ---------------------------------------------------------------------
 
@@ -124,8 +124,7 @@ class RunStore:
         with jsonl_log.lock(self.index):     # reentrant: append takes it again
             if self.is_finished(record["config_hash"]):
                 return False
-            if ranked is not None:
-                self.ranked_path(record["config_hash"]).parent.mkdir(parents=True, exist_ok=True)
+            if ranked is not None:      # written_aside makes the folder
                 with written_aside(self.ranked_path(record["config_hash"])) as part:
                     ranked.to_parquet(part, index=False, compression="zstd")
             with written_aside(path) as part:

@@ -206,6 +206,8 @@ def build_trainer(model, pairs: pd.DataFrame, recipe: Recipe, output_dir, seed: 
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     model.max_seq_length = recipe.max_seq_length
     lengths = _passage_lengths(recipe, model, dataset)
+    prompts = training_prompts(model)
+    prompts.update({c: prompts["passage"] for c in more})
     checkpointing = speed.checkpointing(cuda, max(int(n.max()) for n in lengths))
     set_checkpointing(model, checkpointing)
     # the model card's widget examples draw from Python's global random state: off
@@ -216,7 +218,7 @@ def build_trainer(model, pairs: pd.DataFrame, recipe: Recipe, output_dir, seed: 
         warmup_steps=recipe.warmup_ratio, lr_scheduler_type=recipe.scheduler,
         weight_decay=recipe.weight_decay,
         batch_sampler=batch_sampler(recipe.batching, sum(lengths), recipe.batch_tail),
-        prompts={**training_prompts(model), **{c: training_prompts(model)["passage"] for c in more}},
+        prompts=prompts,
         bf16=speed.bf16, tf32=speed.tf32 if cuda else None,
         **({} if speed.fused_adamw is None
            else {"optim": "adamw_torch_fused" if speed.fused_adamw else "adamw_torch"}),
