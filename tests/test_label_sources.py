@@ -297,3 +297,31 @@ def test_headline_rows_at_the_largest_size_covering_every_language():
     assert got["claim"].iloc[3].startswith("B labels, sentence relevance: hi")
     full = lt.headline(pd.concat([table(250, ["en", "es", "ar", "hi"]), table(1000, ["en", "es", "ar", "hi"])]))
     assert len(full) == 4 and full["claim"].iloc[0].endswith("(1000 instances)")
+
+
+def test_a_claimed_configuration_is_not_taken_twice_and_a_dead_claim_is_taken_over(tmp_path):
+    """Two `run` processes on one store: the second cannot claim what the first holds; a claim
+    left by a process that has exited (and an abandoned empty one) is taken over."""
+    import os
+    import subprocess
+    import sys
+
+    from gradedrel.sweeps import label_sources as ls
+
+    folder = tmp_path / ".claims"
+    assert ls.claim(folder, "aaaa")
+    assert not ls.claim(folder, "aaaa")                 # held by a live process (this one)
+    ls.release(folder, "aaaa")
+    assert ls.claim(folder, "aaaa")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (folder / "bbbb.pid").write_text(gone)
+    assert ls.claim(folder, "bbbb")                     # its process has exited
+    assert (folder / "bbbb.pid").read_text() == str(os.getpid())
+    (folder / "cccc.pid").write_text("")
+    assert not ls.claim(folder, "cccc")                 # being written by someone
+    assert ls.claim(folder, "cccc", young_seconds=0.0)  # abandoned
+    (folder / "dddd.pid").write_text("1")               # another user's live process (init)
+    assert not ls.claim(folder, "dddd")
+    ls.release(folder, "dddd")                          # not ours: left alone
+    assert (folder / "dddd.pid").exists()

@@ -30,9 +30,11 @@ completes later leaves the finished runs of the others valid.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -167,10 +169,58 @@ def priority(spec: grid.RunSpec) -> tuple:
             list(SOURCES).index(spec.annotator), spec.objective != "infonce", spec.tau)
 
 
+CLAIMS = ".claims"            # beside the run store; not committed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim(folder: Path, config_hash: str, young_seconds: float = 60.0) -> bool:
+    """Take configuration `config_hash` for this process: a file `<hash>.pid` in `folder`
+    holding its pid, created exclusively, so that several `run` processes on one store (one a
+    core) never train the same configuration. A claim whose process is gone is taken over; an
+    empty one younger than `young_seconds` is another process's claim being written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{config_hash}.pid"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                text, age = path.read_text().strip(), time.time() - path.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if text.isdigit() and _alive(int(text)) or not text and age < young_seconds:
+                return False
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
+def release(folder: Path, config_hash: str) -> None:
+    path = folder / f"{config_hash}.pid"
+    try:
+        if path.read_text().strip() == str(os.getpid()):
+            path.unlink()
+    except FileNotFoundError:
+        pass
+
+
 def run(follow: bool = False, dry_run: bool = False, log=print) -> None:
-    """Run the most urgent pending configuration (`priority`), then look again: a language
-    whose B pool completes meanwhile enters at its place in the order. With `follow`, wait
-    for B while nothing can run; without, stop then."""
+    """Run the most urgent pending configuration (`priority`) that no other `run` process has
+    claimed (`claim`: start one process a core), then look again: a language whose B pool
+    completes meanwhile enters at its place in the order. With `follow`, wait for B while
+    nothing can run; without, stop then."""
     from gradedrel.config import profile_config
     cfg = profile_config(PROFILE)
     failed: set = set()          # failed in this process: not tried again until a restart
@@ -186,15 +236,20 @@ def run(follow: bool = False, dry_run: bool = False, log=print) -> None:
             for s in pending:
                 log(f"  {s.label()}")
             return
-        if pending:
-            label, _, status, seconds = grid.run_and_store(setup, pending[0])
+        claims = Path(setup.store.folder) / CLAIMS
+        chosen = next((s for s in pending if claim(claims, setup.config_hash(s))), None)
+        if chosen is not None:
+            try:
+                label, _, status, seconds = grid.run_and_store(setup, chosen)
+            finally:
+                release(claims, setup.config_hash(chosen))
             if status.startswith("failed"):
-                failed.add(pending[0])
+                failed.add(chosen)
             log(f"{label}: {status}" + (f", {seconds:.1f} s" if seconds is not None else ""))
             continue
-        if not follow or not len(dropped):
+        if not follow or not (len(dropped) or pending):
             return
-        time.sleep(300)          # B is still grading: look again
+        time.sleep(300 if not pending else 60)   # B is still grading, or others hold the rest
 
 
 def main(argv=None) -> int:
