@@ -253,7 +253,7 @@ def test_label_source_claims_on_made_up_per_question_values():
     assert tau_row["effect"] == pytest.approx(0.125, abs=0.005) and tau_row["verdict"] == SUPPORTED
     assert tau_row["n"] == n
     resource = table.loc["rubric labels, graded relevance: hi (low resource) gains less from τ=3 over τ=1 "
-                         "than en (high resource)"]
+                         "than en (high resource) (250 instances)"]
     assert resource["effect"] == pytest.approx(-0.15, abs=0.005) and resource["verdict"] == SUPPORTED
     noise = table.loc["sentence relevance: B's own errors cost more than the same rates of random errors"]
     assert noise["verdict"] == UNTESTABLE
@@ -262,6 +262,18 @@ def test_label_source_claims_on_made_up_per_question_values():
     table = claims_table(lt.claims_rows(pd.concat([values, b, sim]), 250, langs=("en", "hi"))).set_index("claim")
     noise = table.loc["sentence relevance: B's own errors cost more than the same rates of random errors"]
     assert noise["effect"] == pytest.approx(-0.1) and noise["verdict"] == SUPPORTED
+    graded = ("rubric labels, graded relevance: KL + InfoNCE over graded candidates beats hard τ=3 on the "
+              "same data (250 instances)")
+    assert graded not in table.index                     # no graded-aware run at this size: no rows
+    # a graded-aware run: 0.03 above tau=3 in English, Hindi without one (left out of the mean)
+    kl = values[(values["tau"] == 3) & (values["lang"] == "en")].assign(
+        objective="kl+infonce", value=lambda v: v["value"] + 0.03 + rng.normal(0, 0.005, len(v)))
+    table = claims_table(lt.claims_rows(pd.concat([values, kl]), 250, langs=("en", "hi"))).set_index("claim")
+    row = table.loc[graded]
+    assert row["effect"] == pytest.approx(0.03, abs=0.003) and row["verdict"] == SUPPORTED
+    assert row["test"].endswith("mean of en")
+    versus_1 = table.loc[graded.replace("hard τ=3", "hard τ=1")]
+    assert versus_1["effect"] == pytest.approx(0.23, abs=0.006)        # en's tau=3 gain 0.2 + 0.03
 
 
 def test_baseline_table_means_per_language_and_evaluation():
@@ -286,17 +298,27 @@ def test_headline_rows_at_the_largest_size_covering_every_language():
                                  test=f"paired t over questions, mean of {', '.join(langs)}", n=9, effect=0.1,
                                  ci_low=0.05, ci_high=0.15, p=0.01, correction="none", q=0.01, verdict="supported"))
                 rows.append(dict(claim=f"{name} labels, {evaluation} relevance: hi (low resource) gains less from "
-                                       f"τ=3 over τ=1 than en (high resource)", test="t", n=9, effect=-0.1,
-                                 ci_low=-0.15, ci_high=-0.05, p=0.01, correction="none", q=0.01, verdict="supported"))
+                                       f"τ=3 over τ=1 than en (high resource) ({size} instances)", test="t", n=9,
+                                 effect=-0.1, ci_low=-0.15, ci_high=-0.05, p=0.01, correction="none", q=0.01,
+                                 verdict="supported" if "hi" in langs else "untestable here"))
+                if size == 1000 and source != "A_Bnoise":
+                    rows.append(dict(claim=f"{name} labels, {evaluation} relevance: KL + InfoNCE over graded candidates "
+                                           f"beats hard τ=3 on the same data ({size} instances)", test="t", n=9,
+                                     effect=0.1, ci_low=0.05, ci_high=0.15, p=0.01, correction="none", q=0.01,
+                                     verdict="supported"))
         return pd.DataFrame(rows).assign(size=size)
-    both = pd.concat([table(250, ["en", "es", "ar", "hi"]), table(1000, ["en", "es"])])
+    both = pd.concat([table(250, ["en", "es", "ar", "hi"]), table(1000, ["en", "hi"])])
     got = lt.headline(both)
-    assert list(got.columns) == COLUMNS and len(got) == 4
-    assert got["claim"].str.contains("(250 instances)", regex=False).iloc[:3].all()
+    assert list(got.columns) == COLUMNS and len(got) == 6
+    assert got["claim"].str.contains("(250 instances)", regex=False).iloc[:3].all()   # not every language at 1000
     assert got["claim"].iloc[1].startswith("rubric labels, graded")
     assert got["claim"].iloc[3].startswith("B labels, sentence relevance: hi")
+    assert got["claim"].iloc[3].endswith("(1000 instances)")                           # testable at 1000: there
+    assert got["claim"].iloc[4:].str.contains("KL + InfoNCE", regex=False).all()
+    without_hi = lt.headline(pd.concat([table(250, ["en", "es", "ar", "hi"]), table(1000, ["en", "es"])]))
+    assert without_hi["claim"].iloc[3].endswith("(250 instances)")                     # untestable at 1000
     full = lt.headline(pd.concat([table(250, ["en", "es", "ar", "hi"]), table(1000, ["en", "es", "ar", "hi"])]))
-    assert len(full) == 4 and full["claim"].iloc[0].endswith("(1000 instances)")
+    assert len(full) == 6 and full["claim"].iloc[0].endswith("(1000 instances)")
 
 
 def test_a_claimed_configuration_is_not_taken_twice_and_a_dead_claim_is_taken_over(tmp_path):
