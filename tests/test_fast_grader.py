@@ -159,7 +159,12 @@ def test_cached_prefix_reads_the_same_probabilities_as_a_fresh_prompt():
     assert llama.n_tokens > len(llama.tokenize(grader.builder.prefix.encode(), special=True)) - 2
     llama.reset()
     fresh = grader.reading(pairs[1])
-    assert np.allclose(cached[1].probs, fresh.probs, atol=2e-3)
+    # the same reading up to kernel rounding: llama.cpp evaluates the prefix in one batch and the
+    # suffix in another here, in one batch there, and its quantized matmuls differ by batch shape
+    # and CPU (measured: < 2e-3 on the Intel Xeon, up to 0.012 on AMD EPYC); the grade read
+    # must not change.
+    assert np.allclose(cached[1].probs, fresh.probs, atol=0.02)
+    assert int(np.argmax(cached[1].probs)) == int(np.argmax(fresh.probs))
     assert all(r.mass > 0.5 for r in cached)
 
 
