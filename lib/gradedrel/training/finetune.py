@@ -191,7 +191,9 @@ def build_trainer(model, pairs: pd.DataFrame, recipe: Recipe, output_dir, seed: 
     # collator hands it over: training.false_negatives' mask reads it
     # candidate_2, candidate_3, ...: more candidates a row (training/graded_distill.py; not
     # "passage_2": the trainer gathers a column's features by name prefix)
-    more = sorted((c for c in pairs.columns if c.startswith("candidate_")), key=lambda c: int(c.split("_")[1]))
+    from gradedrel.training.graded_distill import CANDIDATE_PREFIX
+    more = sorted((c for c in pairs.columns if c.startswith(CANDIDATE_PREFIX)),
+                  key=lambda c: int(c[len(CANDIDATE_PREFIX):]))
     columns = (["query", "passage"] + more + (["negative"] if "negative" in pairs.columns else [])
                + (["label"] if "label" in pairs.columns else []))
     missing = [c for c in ("query", "passage") if c not in pairs.columns]
