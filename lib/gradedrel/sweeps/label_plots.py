@@ -1,4 +1,4 @@
-"""The label-source grid's figure (issue 23), drawn from label_tables' points table.
+"""The label-source grid's figures (issue 23), drawn from label_tables' points table.
 
 tau_by_source   rows = evaluations (sentence / graded / paragraph relevance), columns =
                 languages; in each panel the change in nDCG@10 from the un-fine-tuned
@@ -6,6 +6,8 @@ tau_by_source   rows = evaluations (sentence / graded / paragraph relevance), co
                 paired t intervals over the panel's n questions, filled markers where BH q <
                 0.05 over the whole points table; the graded objectives, where run, as
                 markers at the right ("KL", "KL+I").
+seed_scatter    one panel per evaluation: seed 1's change from the baseline against seed
+                0's, per configuration run at both seeds (the diagonal: no seed effect).
 """
 from __future__ import annotations
 
@@ -66,4 +68,48 @@ def tau_by_source(points: pd.DataFrame, size: int, langs, graded: pd.DataFrame |
     fig.suptitle(f"Label source x tau at {size} instances: change from the un-fine-tuned model "
                  "(95% intervals; filled: BH q < 0.05)", fontsize=9)
     fig.tight_layout(rect=(0, 0.04, 1, 0.96))
+    return fig
+
+
+TAU_MARKER = {1: "o", 2: "s", 3: "^"}
+
+
+def seed_scatter(points: pd.DataFrame, alpha: float = 0.05):
+    """One panel per evaluation: each threshold configuration run at both seeds as a point,
+    x = seed 0's change from the baseline, y = seed 1's (label_tables.points rows), colour =
+    source, marker = tau; on the diagonal a second seed changes nothing. Filled: both seeds'
+    changes at BH q < alpha."""
+    thr = points[points["objective"] == "infonce"]
+    key = ["source", "evaluation", "lang", "size", "tau"]
+    both = thr[thr["seed"] == 0].merge(thr[thr["seed"] == 1], on=key, suffixes=("_0", "_1"))
+    evaluations = [e for e in EVALUATIONS if e in set(both["evaluation"])] or list(EVALUATIONS[:1])
+    fig, axes = plt.subplots(1, len(evaluations), figsize=(3.6 * len(evaluations), 3.9), squeeze=False)
+    for ax, evaluation in zip(axes[0], evaluations):
+        panel = both[both["evaluation"] == evaluation]
+        for source, (colour, _) in SOURCE_STYLE.items():
+            for tau, marker in TAU_MARKER.items():
+                g = panel[(panel["source"] == source) & (panel["tau"] == tau)]
+                if len(g):
+                    filled = (g["q_0"] < alpha) & (g["q_1"] < alpha)
+                    ax.scatter(g["delta_0"], g["delta_1"], marker=marker, s=26, edgecolors=colour,
+                               facecolors=[colour if f else "white" for f in filled])
+        if len(panel):
+            lo = min(panel["delta_0"].min(), panel["delta_1"].min())
+            hi = max(panel["delta_0"].max(), panel["delta_1"].max())
+            pad = 0.05 * (hi - lo or 1)
+            ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="grey", lw=0.8, ls="--")
+            spread = (panel["delta_1"] - panel["delta_0"]).abs().median()
+            ax.set_title(f"{evaluation} ({len(panel)} runs, n={int(panel['n_0'].max())} each)\n"
+                         f"median |seed 1 − seed 0| = {spread:.4f}", fontsize=8)
+        ax.axhline(0, color="black", lw=0.5)
+        ax.axvline(0, color="black", lw=0.5)
+        ax.set_xlabel("seed 0: Δ nDCG@10 vs baseline", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_ylabel("seed 1: Δ nDCG@10 vs baseline", fontsize=8)
+    handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=name) for c, name in SOURCE_STYLE.values()]
+    handles += [plt.Line2D([], [], ls="", marker=m, mfc="white", color="black", label=f"τ={t}")
+                for t, m in TAU_MARKER.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=6, fontsize=7, frameon=False)
+    fig.suptitle("A second seed against the first (same instances and recipe; filled: both q < 0.05)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     return fig

@@ -12,12 +12,15 @@ ranked lists, and XQuAD-R's test articles. Gives, in data/results/xquad-labels/:
                                   "infonce"; graded ones "kl", "kl+infonce"): mean, the baseline's, the
                                   paired difference with its 95% t interval, p, BH q over the
                                   whole table, and a verdict by rule (`verdict`)
-  label_source_claims.csv         the claims (claims_rows) at each size, verdicts by gradedrel.claims
+  label_source_claims.csv         the claims (claims_rows) at each size, verdicts by gradedrel.claims;
+                                  the paper's size findings across sizes (label_findings.py)
   label_source_best_tau.csv       per (source, evaluation, language) at each size, seed 0: the
                                   tau with the highest mean, the runner-up, their paired
                                   difference (interval, p, BH q over the table) and whether the
                                   best tau beats the baseline: "best" means "least harmful"
                                   where no tau does
+  label_source_seed_*.csv         what a second seed changes (sweeps/label_seeds.py); its claims
+                                  rows ("... mean of seeds 0 and 1") join label_source_claims.csv
 
 The evaluations can disagree with tau=3: "graded" and "paragraph" count as (partly) relevant
 what tau=1 and tau=2 train as positives, so a design that favours tau=3 by construction
@@ -167,10 +170,16 @@ def write_tables(setup, langs, specs, folder=FOLDER) -> dict[str, pd.DataFrame]:
     pts.to_csv(folder / "label_source_points.csv", index=False, float_format="%.6g")
     best.to_csv(folder / "label_source_best_tau.csv", index=False, float_format="%.6g")
     from gradedrel.claims import claims_table
-    claims = pd.concat([claims_table(claims_rows(values, size, langs)).assign(size=size)
-                        for size in sorted(set(pts["size"]))] if len(pts) else [claims_table([])])
+    from gradedrel.sweeps import label_seeds
+    from gradedrel.sweeps import label_findings
+    sizes = sorted(set(pts["size"])) if len(pts) else []
+    claims = pd.concat([claims_table(claims_rows(values, size, langs) + label_seeds.claims_rows(values, size, langs))
+                        .assign(size=size) for size in sizes]
+                       + [claims_table(label_findings.rows(values, pts, langs)).assign(size=sizes[-1])] if sizes
+                       else [claims_table([])])
     claims.to_csv(folder / "label_source_claims.csv", index=False, float_format="%.6g")
-    return {"per_query": values, "points": pts, "best_tau": best, "claims": claims}
+    return {"per_query": values, "points": pts, "best_tau": best, "claims": claims,
+            **label_seeds.write_tables(values, folder)}
 
 
 # --- claims ---------------------------------------------------------------------------------
@@ -179,11 +188,11 @@ SOURCE_NAMES = {"A": "rubric", "A_Bnoise": "rubric + B's noise (simulated)", "B_
 
 
 def _by_question(values: pd.DataFrame, source: str, tau: int, size: int, evaluation: str,
-                 langs, objective: str = "infonce") -> pd.DataFrame | None:
-    """question base id x language values of one run per language (seed 0; a threshold run
-    unless `objective` says otherwise), or None where a language lacks the run."""
+                 langs, objective: str = "infonce", seed: int = 0) -> pd.DataFrame | None:
+    """question base id x language values of one run per language (seed 0 unless `seed` says
+    otherwise; a threshold run unless `objective` does), or None where a language lacks it."""
     sel = values[(values["source"] == source) & (values["tau"] == tau) & (values["size"] == size)
-                 & (values["seed"] == 0) & (values["objective"] == objective)
+                 & (values["seed"] == seed) & (values["objective"] == objective)
                  & (values["qrels"] == evaluation) & values["lang"].isin(langs)]
     if sel["lang"].nunique() < len(langs):
         return None
@@ -322,7 +331,8 @@ def headline(claims: pd.DataFrame, langs=("en", "es", "ar", "hi")) -> pd.DataFra
     picked = []
     for source, evaluation, text in HEADLINES:
         rows = claims[claims["claim"].str.startswith(f"{SOURCE_NAMES[source]} labels, {evaluation} relevance")
-                      & claims["claim"].str.contains(text, regex=False) & (claims["verdict"] != UNTESTABLE)]
+                      & claims["claim"].str.contains(text, regex=False) & (claims["verdict"] != UNTESTABLE)
+                      & ~claims["claim"].str.contains("mean of seeds", regex=False)]
         if text.startswith("τ=3 trains better"):
             full = rows[rows["test"].str.endswith(", ".join(langs))]
             rows = full if len(full) else rows[rows["size"] == rows["size"].min()]
