@@ -309,16 +309,22 @@ def test_headline_rows_at_the_largest_size_covering_every_language():
         return pd.DataFrame(rows).assign(size=size)
     both = pd.concat([table(250, ["en", "es", "ar", "hi"]), table(1000, ["en", "hi"])])
     got = lt.headline(both)
-    assert list(got.columns) == COLUMNS and len(got) == 6
-    assert got["claim"].str.contains("(250 instances)", regex=False).iloc[:3].all()   # not every language at 1000
+    assert list(got.columns) == COLUMNS and len(got) == 7          # no size-finding row in this table
+    assert got["claim"].str.contains("(250 instances)", regex=False).iloc[:4].all()   # not every language at 1000
     assert got["claim"].iloc[1].startswith("rubric labels, graded")
-    assert got["claim"].iloc[3].startswith("B labels, sentence relevance: hi")
-    assert got["claim"].iloc[3].endswith("(1000 instances)")                           # testable at 1000: there
-    assert got["claim"].iloc[4:].str.contains("KL + InfoNCE", regex=False).all()
+    assert got["claim"].iloc[3].startswith("B labels, graded")
+    assert got["claim"].iloc[4].startswith("B labels, sentence relevance: hi")
+    assert got["claim"].iloc[4].endswith("(1000 instances)")                           # testable at 1000: there
+    assert got["claim"].iloc[5:].str.contains("KL + InfoNCE", regex=False).all()
     without_hi = lt.headline(pd.concat([table(250, ["en", "es", "ar", "hi"]), table(1000, ["en", "es"])]))
-    assert without_hi["claim"].iloc[3].endswith("(250 instances)")                     # untestable at 1000
+    assert without_hi["claim"].iloc[4].endswith("(250 instances)")                     # untestable at 1000
     full = lt.headline(pd.concat([table(250, ["en", "es", "ar", "hi"]), table(1000, ["en", "es", "ar", "hi"])]))
-    assert len(full) == 6 and full["claim"].iloc[0].endswith("(1000 instances)")
+    assert len(full) == 7 and full["claim"].iloc[0].endswith("(1000 instances)")
+    below = dict(claim="B labels, sentence relevance: at 250 instances training falls below the baseline",
+                 test="t", n=9, effect=-0.1, ci_low=-0.15, ci_high=-0.05, p=0.01, correction="none", q=0.01,
+                 verdict="supported", size=1000)
+    with_size = lt.headline(pd.concat([table(250, ["en", "es", "ar", "hi"]), pd.DataFrame([below])]))
+    assert len(with_size) == 6 and with_size["claim"].iloc[-1] == below["claim"]
 
 
 def test_a_claimed_configuration_is_not_taken_twice_and_a_dead_claim_is_taken_over(tmp_path):

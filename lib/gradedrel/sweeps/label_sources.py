@@ -252,6 +252,33 @@ def run(follow: bool = False, dry_run: bool = False, log=print) -> None:
         time.sleep(300 if not pending else 60)   # B is still grading, or others hold the rest
 
 
+def write_tables(setup, langs, grid_specs, folder=None) -> dict[str, pd.DataFrame]:
+    """Compute and write the grid's tables (sweeps/label_tables.py's list, the seed tables of
+    label_seeds.py, the size findings of label_findings.py among the claims) from `setup`'s
+    store (`prepare` with build_checkpoint=False: no model is loaded) for the languages
+    `langs`, reading the runs of `grid_specs` (the grid's configurations) and the baseline only."""
+    from gradedrel.claims import claims_table
+    from gradedrel.sweeps import label_findings, label_seeds
+    from gradedrel.sweeps import label_tables as lt
+    folder = lt.FOLDER if folder is None else folder
+    hashes = {setup.config_hash(s) for s in [grid.BASELINE, *grid_specs]}
+    values = lt.per_query(setup.store, setup.eval_collection, langs, hashes)
+    pts = lt.points(values)
+    best = lt.best_tau(values, pts)
+    folder.mkdir(parents=True, exist_ok=True)
+    values.to_parquet(folder / "label_source_per_query.parquet", index=False, compression="zstd")
+    pts.to_csv(folder / "label_source_points.csv", index=False, float_format="%.6g")
+    best.to_csv(folder / "label_source_best_tau.csv", index=False, float_format="%.6g")
+    sizes = sorted(set(pts["size"])) if len(pts) else []
+    claims = pd.concat([claims_table(lt.claims_rows(values, size, langs) + label_seeds.claims_rows(values, size, langs))
+                        .assign(size=size) for size in sizes]
+                       + [claims_table(label_findings.rows(values, pts, langs)).assign(size=sizes[-1])] if sizes
+                       else [claims_table([])])
+    claims.to_csv(folder / "label_source_claims.csv", index=False, float_format="%.6g")
+    return {"per_query": values, "points": pts, "best_tau": best, "claims": claims,
+            **label_seeds.write_tables(values, folder)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m gradedrel.sweeps.label_sources", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -266,7 +293,6 @@ def main(argv=None) -> int:
         run(args.follow, args.dry_run, log=lambda m: print(m, flush=True))
         return 0
     from gradedrel.config import profile_config
-    from gradedrel.sweeps.label_tables import write_tables
     from gradedrel.annotation.pool_labels import inputs, write_snapshot
     cfg = profile_config(PROFILE)
     b_table, _ = write_snapshot(inputs()[0])
