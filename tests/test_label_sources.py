@@ -211,6 +211,21 @@ def test_label_tables_from_a_store_of_hand_made_rankings(tmp_path):
     assert best.loc["paragraph", "best_minus_runner_up"] == pytest.approx(0)
     assert not bool(best.loc["paragraph", "tau_distinguished"])
     assert lt.verdict(-0.1, 0.2) == lt.SAME
+    # the same store through the writer the `table` command calls: every table, and the claims
+    # with the size findings (untestable across sizes: one size here) and no seed rows (no seed 1)
+    from gradedrel.sweeps import grid
+    setup = SimpleNamespace(store=store, eval_collection=SimpleNamespace(queries=queries, corpus=corpus),
+                            config_hash=lambda spec: "base" if spec is grid.BASELINE else spec)
+    out = tmp_path / "tables"
+    tables = ls.write_tables(setup, ["en"], ["t1", "t2", "t3"], folder=out)
+    assert {p.name for p in out.iterdir()} == {
+        "label_source_per_query.parquet", "label_source_points.csv", "label_source_best_tau.csv",
+        "label_source_claims.csv", "label_source_seed_runs.csv", "label_source_seed_tau.csv"}
+    written = pd.read_csv(out / "label_source_claims.csv")
+    assert len(written) == len(tables["claims"]) and set(written["size"]) == {100}
+    growth = written[written["claim"].str.contains("the runs gain")]
+    assert len(growth) == 9 and (growth["verdict"] == "untestable here").all()
+    assert not written["claim"].str.contains("mean of seeds").any() and tables["seed_runs"].empty
 
 
 def test_label_source_figure_draws_without_overlaps():
