@@ -37,6 +37,10 @@ def test_seed_runs_find_a_known_seed_shift_and_only_it():
     hit = runs[(runs["lang"] == "hi") & (runs["tau"] == 2)]
     assert hit["seed1_minus_seed0"].to_numpy() == pytest.approx([0.03] * 3, abs=0.003)
     assert (hit["q"] < 0.05).all()
+    assert list(runs.columns) == lsd.RUN_COLUMNS
+    only_seed0 = values[values["seed"] == 0]              # nothing to compare: empty tables, headers kept
+    assert list(lsd.seed_runs(only_seed0).columns) == lsd.RUN_COLUMNS and lsd.seed_runs(only_seed0).empty
+    assert list(lsd.seed_tau(only_seed0).columns) == lsd.TAU_COLUMNS and lsd.seed_tau(only_seed0).empty
     en = runs[runs["lang"] == "en"].set_index(["tau", "evaluation"])["seed1_minus_seed0"]
     assert en.loc[1].abs().max() < 0.003 and en.loc[3].to_numpy() == pytest.approx([0.0] * 3, abs=0.003)
 

@@ -26,6 +26,11 @@ from gradedrel.sweeps import label_tables as lt
 from gradedrel.sweeps.analysis import ALPHA, bh_q_values
 
 SEEDS = (0, 1)
+RUN_COLUMNS = ["source", "evaluation", "lang", "size", "tau", "n", "seed0", "seed1", "seed1_minus_seed0",
+               "ci_low", "ci_high", "p", "q"]
+TAU_COLUMNS = ["source", "evaluation", "lang", "size", "n", "tau3_minus_tau1_seed0", "tau3_minus_tau1_seed1",
+               "tau3_minus_tau1_both", "ci_low", "ci_high", "p", "best_tau_seed0", "best_tau_seed1",
+               "same_best_tau", "same_sign", "q"]
 
 
 def _threshold_series(values: pd.DataFrame) -> dict:
@@ -44,11 +49,11 @@ def seed_runs(values: pd.DataFrame) -> pd.DataFrame:
         rows.append(dict(source=source, evaluation=qrels, lang=lang, size=size, tau=tau, n=n,
                          seed0=float(first.mean()), seed1=float(second.mean()),
                          seed1_minus_seed0=delta, ci_low=low, ci_high=high, p=p))
+    if not rows:              # an empty table keeps its header, so a reader sees no runs, not no file
+        return pd.DataFrame(columns=RUN_COLUMNS)
     out = pd.DataFrame(rows)
-    if out.empty:
-        return out
     out["q"] = bh_q_values(out["p"].to_numpy())
-    return out.sort_values(["source", "evaluation", "lang", "size", "tau"]).reset_index(drop=True)
+    return out.sort_values(["source", "evaluation", "lang", "size", "tau"]).reset_index(drop=True)[RUN_COLUMNS]
 
 
 def seed_tau(values: pd.DataFrame) -> pd.DataFrame:
@@ -72,11 +77,11 @@ def seed_tau(values: pd.DataFrame) -> pd.DataFrame:
                          best_tau_seed0=best[0], best_tau_seed1=best[1],
                          same_best_tau=best[0] == best[1],
                          same_sign=bool(np.sign(gain[0]) == np.sign(gain[1]))))
+    if not rows:
+        return pd.DataFrame(columns=TAU_COLUMNS)
     out = pd.DataFrame(rows)
-    if out.empty:
-        return out
     out["q"] = bh_q_values(out["p"].to_numpy())
-    return out
+    return out[TAU_COLUMNS]
 
 
 def seed_summary(runs: pd.DataFrame, tau: pd.DataFrame) -> pd.DataFrame:
@@ -106,13 +111,11 @@ def claims_rows(values: pd.DataFrame, size: int, langs=("en", "es", "ar", "hi"))
         return out
     for source, name in lt.SOURCE_NAMES.items():
         for evaluation in lt.EVALUATIONS:
-            frames = {(tau, seed): {lang: lt._by_question(values, source, tau, size, evaluation, [lang], seed=seed)
-                                    for lang in langs} for tau in (1, 3) for seed in SEEDS}
-            have = [lang for lang in langs if all(f[lang] is not None for f in frames.values())]
+            have, (tau3_0, tau3_1, tau1_0, tau1_1) = lt._shared_languages(
+                values, [(source, tau, "infonce", seed) for tau in (3, 1) for seed in SEEDS], size, evaluation, langs)
             if not have:
                 continue
-            pick = {k: lt._by_question(values, source, k[0], size, evaluation, have, seed=k[1]) for k in frames}
-            diff = ((pick[(3, 0)] + pick[(3, 1)]) / 2 - (pick[(1, 0)] + pick[(1, 1)]) / 2).mean(axis=1)
+            diff = ((tau3_0 + tau3_1) / 2 - (tau1_0 + tau1_1) / 2).mean(axis=1)
             out.append(row(f"{name} labels, {evaluation} relevance: τ=3 trains better than τ=1 "
                            f"({size} instances, mean of seeds 0 and 1)",
                            f"paired t over questions, mean of {', '.join(have)}", direction=1,

@@ -175,6 +175,16 @@ def _by_question(values: pd.DataFrame, source: str, tau: int, size: int, evaluat
         index="base", columns="lang", values="value")
 
 
+def _shared_languages(values: pd.DataFrame, runs, size: int, evaluation: str,
+                      langs) -> tuple[list[str], list[pd.DataFrame]]:
+    """`runs`: (source, tau, objective, seed) tuples. The languages of `langs` that have every
+    one of them, and each run's question base id x language values over those languages."""
+    per_run = [{lang: _by_question(values, source, tau, size, evaluation, [lang], objective, seed)
+                for lang in langs} for source, tau, objective, seed in runs]
+    have = [lang for lang in langs if all(frames[lang] is not None for frames in per_run)]
+    return have, [pd.concat([frames[lang] for lang in have], axis=1) if have else None for frames in per_run]
+
+
 def claims_rows(values: pd.DataFrame, size: int, langs=("en", "es", "ar", "hi"),
                 low_lang: str = "hi", high_lang: str = "en") -> list[dict]:
     """The label-source claims at one size, each over questions (a question is one unit in
@@ -197,15 +207,13 @@ def claims_rows(values: pd.DataFrame, size: int, langs=("en", "es", "ar", "hi"),
     out = []
     for source, name in SOURCE_NAMES.items():
         for evaluation in EVALUATIONS:
-            have = [lang for lang in langs
-                    if _by_question(values, source, 1, size, evaluation, [lang]) is not None
-                    and _by_question(values, source, 3, size, evaluation, [lang]) is not None]
+            have, (tau3, tau1) = _shared_languages(values, [(source, 3, "infonce", 0), (source, 1, "infonce", 0)],
+                                                   size, evaluation, langs)
             claim = f"{name} labels, {evaluation} relevance: τ=3 trains better than τ=1 ({size} instances)"
             if not have:
                 out.append(untestable(claim, "no language has both runs yet"))
                 continue
-            diff = (_by_question(values, source, 3, size, evaluation, have)
-                    - _by_question(values, source, 1, size, evaluation, have)).mean(axis=1)
+            diff = (tau3 - tau1).mean(axis=1)
             out.append(row(claim, f"paired t over questions, mean of {', '.join(have)}", direction=1,
                            family="τ=3 vs τ=1 rows", **mean_test(diff)))
     for source, name in SOURCE_NAMES.items():
@@ -251,14 +259,12 @@ def graded_aware_rows(values: pd.DataFrame, size: int, langs=("en", "es", "ar", 
             for tau in (3, 1):
                 claim = (f"{SOURCE_NAMES[source]} labels, {evaluation} relevance: KL + InfoNCE over graded "
                          f"candidates beats hard τ={tau} on the same data ({size} instances)")
-                have = [lang for lang in langs
-                        if _by_question(values, source, 3, size, evaluation, [lang], objective) is not None
-                        and _by_question(values, source, tau, size, evaluation, [lang]) is not None]
+                have, (graded, hard) = _shared_languages(
+                    values, [(source, 3, objective, 0), (source, tau, "infonce", 0)], size, evaluation, langs)
                 if not have:
                     out.append(untestable(claim, "no language has both runs yet"))
                     continue
-                diff = (_by_question(values, source, 3, size, evaluation, have, objective)
-                        - _by_question(values, source, tau, size, evaluation, have)).mean(axis=1)
+                diff = (graded - hard).mean(axis=1)
                 out.append(row(claim, f"paired t over questions, mean of {', '.join(have)}", direction=1,
                                family="graded-aware rows", **mean_test(diff)))
     return out
